@@ -1,0 +1,1 @@
+"""Mirror's database: SQLAlchemy models, engine set-up and migrations (central only)."""

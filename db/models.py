@@ -1,0 +1,172 @@
+"""SQLAlchemy models of machines, projects, packages, jobs, steps and events."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow():
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict: JSON, list: JSON}
+
+
+class Machine(Base):
+    """A resource machine, known from its agent's heartbeats."""
+
+    __tablename__ = "machines"
+
+    rid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    slots: Mapped[int] = mapped_column(Integer, default=1)
+    tags: Mapped[list] = mapped_column(default=list)
+    running: Mapped[int] = mapped_column(Integer, default=0)
+    used_cores: Mapped[int] = mapped_column(Integer, default=0)
+    autorun: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime | None]
+    last_heartbeat: Mapped[datetime | None]
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    files: Mapped[list["ProjectFile"]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", order_by="ProjectFile.name"
+    )
+
+
+class ProjectFile(Base):
+    """One input file of a project; its bytes live on the file server at ``ftp_path``."""
+
+    __tablename__ = "project_files"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    ftp_path: Mapped[str] = mapped_column(String(1000))
+    uploaded: Mapped[datetime] = mapped_column(default=utcnow)
+    project: Mapped[Project] = relationship(back_populates="files")
+
+
+class CalcPackage(Base):
+    """A calculation package: the zip on the file server plus its adapter text."""
+
+    __tablename__ = "calc_packages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    adapter_name: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[str] = mapped_column(String(50), default="")
+    adapter_xml: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    ftp_path: Mapped[str] = mapped_column(String(1000))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """One state of a dispatched project, with its resolved parameters."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_state_rid", "state", "rid"),
+        Index("ix_jobs_project", "project_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    package_id: Mapped[int] = mapped_column(ForeignKey("calc_packages.id", ondelete="CASCADE"))
+    para_name: Mapped[str] = mapped_column(String(500), default="para.xml")
+    state_index: Mapped[int] = mapped_column(Integer, default=0)
+    state_name: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict] = mapped_column(default=dict)
+    ncpus: Mapped[int] = mapped_column(Integer, default=1)
+    time_limit: Mapped[float | None] = mapped_column(Float)
+    tags: Mapped[list] = mapped_column(default=list)
+    rid: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20), default="QUEUED")
+    step: Mapped[str | None] = mapped_column(String(200))
+    path: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    pid_start: Mapped[float | None] = mapped_column(Float)
+    process: Mapped[dict] = mapped_column(default=dict)
+    result: Mapped[dict] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    submit_time: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    progress_at: Mapped[datetime | None]
+    start_time: Mapped[datetime | None]
+    end_time: Mapped[datetime | None]
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+    steps: Mapped[list["JobStep"]] = relationship(
+        cascade="all, delete-orphan", order_by="JobStep.position", lazy="selectin"
+    )
+
+
+class JobStep(Base):
+    """One adapter step of a job, with its times and exit code."""
+
+    __tablename__ = "job_steps"
+    __table_args__ = (UniqueConstraint("job_id", "step_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    step_id: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default="PENDING")
+    start_time: Mapped[datetime | None]
+    end_time: Mapped[datetime | None]
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+
+
+class JobEvent(Base):
+    """One transition of a job, appended and never changed."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    state: Mapped[str] = mapped_column(String(20))
+    step: Mapped[str | None] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text, default="")

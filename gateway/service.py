@@ -1,0 +1,42 @@
+"""The HTTP gateway service: thin entrypoints over :mod:`gateway.proxy`."""
+
+from nameko.constants import WEB_SERVER_CONFIG_KEY
+from nameko.extensions import DependencyProvider
+
+from .proxy import handle_proxy, no_route
+from .rpc import DynamicRpc
+from .settings import check_address, read_settings
+from .web import http
+
+
+class Settings(DependencyProvider):
+    """The parsed ``GATEWAY`` section, checked once when the container starts."""
+
+    def setup(self):
+        config = self.container.config
+        self.settings = read_settings(config)
+        # What nameko really binds: its own default is every interface, so a
+        # runner that forgot gateway_config() is refused unless tokens are set.
+        bound = config.get(WEB_SERVER_CONFIG_KEY, "0.0.0.0:8000")
+        check_address(bound, self.settings.tokens)
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
+class GatewayService:
+    """``/proxy/<service>-<method>`` to any exposed service; JSON everywhere."""
+
+    name = "gateway"
+
+    settings = Settings()
+    services = DynamicRpc()
+
+    @http("GET,POST", "/proxy/<path:target>")
+    def proxy(self, request, target):
+        return handle_proxy(request, target, self.settings, self.services)
+
+    @http("*", "/")
+    @http("*", "/<path:path>")
+    def no_route(self, request, path=""):
+        return no_route(request)

@@ -1,0 +1,120 @@
+"""The ``GATEWAY`` configuration section, read once, and the bind-address rule.
+
+Keys read from ``GATEWAY`` (defaults from :mod:`services.config`):
+
+``address``
+    ``host:port`` the HTTP server binds (copied to nameko's
+    ``WEB_SERVER_ADDRESS`` by :func:`gateway_config`).
+``tokens``
+    Bearer tokens; empty means no authentication. A string is split on commas
+    and white space (handy with ``${GATEWAY_TOKENS:}`` substitution).
+``expose``
+    fnmatch patterns of the services callable through ``/proxy``; ``"*"`` is all.
+``max_body``
+    Largest request body accepted, in bytes.
+``timeout``
+    Seconds to wait for an RPC reply before answering 504.
+``max_workers`` (optional, default 64)
+    Concurrent requests in flight; copied to nameko's ``max_workers``.
+"""
+
+import copy
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from nameko.constants import WEB_SERVER_CONFIG_KEY as WEB_SERVER_ADDRESS
+
+from services.config import DEFAULTS
+
+DEFAULT_MAX_WORKERS = 64
+
+_SPLIT = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    address: str
+    tokens: tuple
+    expose: tuple
+    max_body: int
+    timeout: float
+
+
+def _names(value):
+    """A list of non-empty strings from a YAML list, a string or nothing."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = _SPLIT.split(value)
+    return tuple(str(item).strip() for item in value if str(item).strip())
+
+
+def section(config):
+    """The ``GATEWAY`` section of ``config`` with the defaults filled in."""
+    out = dict(DEFAULTS["GATEWAY"])
+    out.update(config.get("GATEWAY") or {})
+    return out
+
+
+def read_settings(config):
+    """Parse and check the ``GATEWAY`` section; raises ``ValueError`` when a value is bad."""
+    gw = section(config)
+    try:
+        max_body = int(gw["max_body"])
+        timeout = float(gw["timeout"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"GATEWAY.max_body and GATEWAY.timeout must be numbers: {exc}") from exc
+    if max_body < 0:
+        raise ValueError("GATEWAY.max_body must not be negative")
+    if timeout <= 0:
+        raise ValueError("GATEWAY.timeout must be positive")
+    return GatewaySettings(
+        address=str(gw["address"]),
+        tokens=_names(gw.get("tokens")),
+        expose=_names(gw.get("expose")),
+        max_body=max_body,
+        timeout=timeout,
+    )
+
+
+def is_loopback(address):
+    """True when ``host:port`` (or ``[v6]:port``) names a loopback host.
+
+    A bare port binds every interface, so it is not loopback.
+    """
+    host, sep, _port = str(address).strip().rpartition(":")
+    host = host.strip("[]").lower() if sep else ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_address(address, tokens):
+    """Raise ``ValueError`` when ``address`` is beyond loopback and no token is set."""
+    if not tokens and not is_loopback(address):
+        raise ValueError(f"gateway bound to {address} needs GATEWAY.tokens")
+
+
+def check_bind(config):
+    """SPEC 11: bearer tokens are required when the gateway binds beyond loopback."""
+    gw = section(config)
+    check_address(gw["address"], _names(gw.get("tokens")))
+
+
+def gateway_config(config):
+    """A copy of the Mirror ``config`` ready for ``ServiceRunner(...)`` of the gateway.
+
+    Sets nameko's ``WEB_SERVER_ADDRESS`` from ``GATEWAY.address`` and ``max_workers``
+    from ``GATEWAY.max_workers`` (default 64), and refuses (``ValueError``) a
+    non-loopback address without tokens.
+    """
+    check_bind(config)
+    out = copy.deepcopy(config)
+    gw = section(out)
+    out[WEB_SERVER_ADDRESS] = str(gw["address"])
+    out["max_workers"] = int(gw.get("max_workers") or DEFAULT_MAX_WORKERS)
+    return out

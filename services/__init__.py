@@ -1,0 +1,1 @@
+"""Mirror's nameko services: central services, the per-machine agent and the runner."""

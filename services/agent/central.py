@@ -1,0 +1,123 @@
+"""The agent's line to the central services: RPC with retries, never the database."""
+
+import logging
+
+import eventlet
+from eventlet.queue import LightQueue
+from kombu.exceptions import OperationalError
+from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from services.rpcutil import MirrorError
+
+log = logging.getLogger(__name__)
+
+# Failures after which the same call is worth sending again.
+TRANSIENT = (RpcTimeout, OperationalError, OSError, ConnectionError, UnknownService)
+
+
+class CentralUnavailable(MirrorError):
+    """The central services did not answer, even after retries."""
+
+
+class CentralClient:
+    """Call central services over a small pool of standalone RPC proxies.
+
+    A standalone proxy serves one call at a time, so concurrent green threads
+    each take their own from the pool.
+    """
+
+    def __init__(self, config, *, size=4, timeout=None, retries=None):
+        rpc = config.get("RPC", {})
+        self.config = {"AMQP_URI": config["AMQP_URI"], "rpc_exchange": config["rpc_exchange"]}
+        self.timeout = timeout or float(rpc.get("timeout", 30))
+        self.retries = retries if retries is not None else int(rpc.get("retries", 5))
+        self.size = size
+        self._pool = LightQueue()
+        self._created = 0
+        self._all = []
+
+    def _take(self):
+        if self._pool.qsize() == 0 and self._created < self.size:
+            self._created += 1
+            try:
+                proxy = ClusterRpcProxy(self.config, timeout=self.timeout)
+                cluster = proxy.start()
+            except BaseException:
+                self._created -= 1
+                raise
+            self._all.append(proxy)
+            return proxy, cluster
+        return self._pool.get()
+
+    def _discard(self, entry):
+        proxy, _ = entry
+        self._created -= 1
+        if proxy in self._all:
+            self._all.remove(proxy)
+        try:
+            proxy.stop()
+        except Exception:  # noqa: BLE001 - the connection is already broken
+            log.debug("closing a broken RPC proxy failed", exc_info=True)
+
+    def _call(self, service, method, kwargs):
+        """Return ``(code, value, tries)``, retrying transient failures with backoff."""
+        delay = 0.2
+        for attempt in range(1, self.retries + 2):
+            entry = None
+            try:
+                entry = self._take()
+                code, value = getattr(getattr(entry[1], service), method)(**kwargs)
+            except TRANSIENT as exc:
+                if entry is not None:
+                    self._discard(entry)
+                if attempt > self.retries:
+                    raise CentralUnavailable(
+                        f"central service {service}.{method} unreachable after {attempt} tries: {exc!r}"
+                    ) from exc
+                log.warning(
+                    "%s.%s failed (%r); try %d in %.1fs", service, method, exc, attempt + 1, delay
+                )
+                eventlet.sleep(delay)
+                delay = min(delay * 2, 5)
+                continue
+            except BaseException:
+                if entry is not None:
+                    self._discard(entry)
+                raise
+            self._pool.put(entry)
+            return code, value, attempt
+        raise AssertionError("unreachable")
+
+    def call(self, service, method, **kwargs):
+        """Call ``service.method(**kwargs)``; return its value or raise MirrorError."""
+        code, value, _ = self._call(service, method, kwargs)
+        if code != 0:
+            raise MirrorError(value)
+        return value
+
+    # -- the calls agents make ------------------------------------------------
+    def fetch(self, job_id):
+        return self.call("job", "fetch", job_id=job_id)
+
+    def report(self, job_id, rid, changes, expect=None):
+        """Report a transition; a retried report that had already taken effect counts as done."""
+        kwargs = {"job_id": job_id, "rid": rid, "changes": changes, "expect": expect}
+        code, value, tries = self._call("job", "report", kwargs)
+        if code == 0:
+            return value
+        target = changes.get("state")
+        if tries > 1 and target and expect:
+            # The first try may have landed and only its reply been lost.
+            job = self.fetch(job_id)
+            if job["state"] == target and job["rid"] in (rid, None):
+                return job
+        raise MirrorError(value)
+
+    def close(self):
+        for proxy in list(self._all):
+            try:
+                proxy.stop()
+            except Exception:  # noqa: BLE001
+                log.debug("closing an RPC proxy failed", exc_info=True)
+        self._all.clear()

@@ -1,0 +1,175 @@
+"""Start step processes in their own session, find them again, and kill whole trees."""
+
+import logging
+import os
+import signal
+import subprocess
+import time
+
+import eventlet
+import psutil
+
+log = logging.getLogger(__name__)
+
+# The wrapper writes the step's exit code to a file, so that an agent started
+# again after a crash can still learn how a step it did not see end finished.
+WRAPPER = '"$@"; code=$?; echo $code > "$MIRROR_EXIT_FILE"; exit $code'
+
+
+def start(argv, *, cwd, env, stdout, stderr):
+    """Start ``argv`` as the leader of a new session; return ``(pid, create_time)``."""
+    with open(stdout, "ab") as out, open(stderr, "ab") as err:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", WRAPPER, "mirror-step", *argv],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+        )
+    # The reaper owns waitpid; stop the Popen object from reaping this pid.
+    proc.returncode = 0
+    subprocess._active = [p for p in getattr(subprocess, "_active", []) if p is not proc]
+    return proc.pid, create_time(proc.pid)
+
+
+def create_time(pid):
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def alive(pid, started):
+    """Whether ``pid`` is still the process started at ``started`` (never a reused pid)."""
+    if pid is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 0.05:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def tree(pid, started, token=None):
+    """Every live process of a job: the leader, its descendants, its session, its token."""
+    found = {}
+    leader = None
+    if alive(pid, started):
+        leader = psutil.Process(pid)
+        found[pid] = leader
+        for child in leader.children(recursive=True):
+            found[child.pid] = child
+    for proc in psutil.process_iter():
+        if proc.pid in found or proc.pid == os.getpid():
+            continue
+        try:
+            if leader is not None and os.getsid(proc.pid) == pid:
+                found[proc.pid] = proc
+            elif token and proc.environ().get("MIRROR_RUN_TOKEN") == token:
+                # A daemonised child left the session but kept the environment.
+                found[proc.pid] = proc
+        except (psutil.Error, OSError):
+            continue
+    return list(found.values())
+
+
+def kill_tree(pid, started, token=None, grace=5.0):
+    """SIGTERM every process of the job, wait ``grace`` seconds, SIGKILL what is left."""
+    procs = tree(pid, started, token)
+    if not procs:
+        return 0
+    if alive(pid, started):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        procs = [p for p in procs if _running(p)]
+        if not procs:
+            break
+        eventlet.sleep(0.05)
+    for proc in procs + tree(pid, started, token):
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    log.info("killed process tree of pid %s", pid)
+    return len(procs)
+
+
+def _running(proc):
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class Reaper:
+    """One green thread that reaps the agent's step processes and wakes their waiters.
+
+    It waits on known pids only, so a hook that runs its own subprocess keeps
+    its exit code.
+    """
+
+    def __init__(self, tick=0.01):
+        self.tick = tick
+        self._waiters = {}
+        self._wake = eventlet.event.Event()
+        self._thread = eventlet.spawn(self._loop)
+
+    def wait(self, pid, timeout=None):
+        """``(True, exit code)`` once ``pid`` ended, ``(False, None)`` on timeout.
+
+        The code is None for a process that is not our child (an agent started
+        again after a crash sees its jobs' processes re-parented).
+        """
+        event = self._waiters.setdefault(pid, eventlet.event.Event())
+        if not self._wake.ready():
+            self._wake.send()
+        try:
+            with eventlet.Timeout(timeout, False):
+                return True, event.wait()
+            return False, None
+        finally:
+            if event.ready():
+                self._waiters.pop(pid, None)
+
+    def _loop(self):
+        while True:
+            pending = [(pid, ev) for pid, ev in self._waiters.items() if not ev.ready()]
+            if not pending:
+                self._wake = eventlet.event.Event()
+                self._wake.wait()
+                continue
+            for pid, event in pending:
+                try:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    # Not our child (an agent started again): poll its existence instead.
+                    if not psutil.pid_exists(pid) or _zombie(pid):
+                        event.send(None)
+                    continue
+                if done:
+                    event.send(os.waitstatus_to_exitcode(status))
+            eventlet.sleep(self.tick)
+
+    def stop(self):
+        self._thread.kill()
+
+
+def _zombie(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True

@@ -1,0 +1,219 @@
+"""The state one agent process keeps for its resource machine, shared by its services."""
+
+import logging
+import threading
+import time
+from collections import deque
+from datetime import datetime
+
+import eventlet
+
+from services.agent import processes, stages
+from services.agent.central import CentralClient
+from services.agent.workspace import Workspace
+from services.filestore import FileStore
+from services.rpcutil import MirrorError
+
+log = logging.getLogger(__name__)
+
+
+class AgentRuntime:
+    """Central client, file store, workspace, running steps and the autorun scheduler."""
+
+    _instances = {}
+    _guard = threading.Lock()
+
+    @classmethod
+    def acquire(cls, config):
+        """The runtime of ``config``'s resource machine in this process (shared, counted)."""
+        rid = int(config["AGENT"]["rid"])
+        with cls._guard:
+            runtime = cls._instances.get(rid)
+            if runtime is None:
+                runtime = cls._instances[rid] = cls(config)
+            runtime.refs += 1
+            return runtime
+
+    def release(self):
+        with self._guard:
+            self.refs -= 1
+            if self.refs > 0:
+                return
+            self._instances.pop(self.rid, None)
+        self.close()
+
+    def __init__(self, config):
+        agent = config["AGENT"]
+        self.config = config
+        self.rid = int(agent["rid"])
+        self.name = agent["name"]
+        self.slots = int(agent["slots"])
+        self.tags = list(agent.get("tags") or [])
+        self.kill_grace = float(agent.get("kill_grace", 5))
+        self.autorun = bool(config["DEBUG"]["autorun_job"])
+        self.interval = float(config["MONITOR"]["interval"])
+        self.refs = 0
+        self.central = CentralClient(config)
+        self.files = FileStore(config["FTP"])
+        self.workspace = Workspace(agent["work_root"], self.files)
+        self.reaper = processes.Reaper()
+        self.running = {}
+        self.published = {}
+        self.waiting = deque()
+        self.active = {}
+        self.started_at = time.time()
+        self._beat_sent = False
+        self._threads = set()
+
+    def close(self):
+        # Steps keep running: an agent started again finds them (SPEC section 10).
+        for thread in list(self._threads):
+            thread.kill()
+        self.reaper.stop()
+        self.central.close()
+        self.files.close()
+
+    def spawn(self, fn, *args):
+        thread = eventlet.spawn(fn, *args)
+        self._threads.add(thread)
+        thread.link(lambda t: self._threads.discard(t))
+        return thread
+
+    # -- running steps ---------------------------------------------------------
+    def track(self, running):
+        self.running[running.job_id] = running
+
+    def forget(self, job_id):
+        self.running.pop(job_id, None)
+
+    def watch(self, job, running, *, autorun=False):
+        """Wait for a step to end, monitoring meanwhile; then record how it ended."""
+        deadline = None
+        if job.get("time_limit"):
+            begun = (
+                datetime.fromisoformat(job["start_time"]).timestamp()
+                if job.get("start_time")
+                else time.time()
+            )
+            deadline = begun + float(job["time_limit"]) * 60
+        while True:
+            wait = self.interval
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.time()))
+            ended, code = self.reaper.wait(running.pid, timeout=wait)
+            if ended:
+                break
+            if running.killed:
+                return job
+            if deadline is not None and time.time() >= deadline:
+                return self._time_out(job, running)
+            try:
+                stages.monitor(self, job)
+            except MirrorError as exc:
+                log.warning("Job<%s> monitoring failed: %s", job["job_id"], exc)
+        self.forget(job["job_id"])
+        return stages.finish_step(self, job, running, code, autorun=autorun)
+
+    def _time_out(self, job, running):
+        running.killed = True
+        reason = f"time limit of {job['time_limit']:g} min exceeded in step {running.step}"
+        stages.fail(self, job, reason, running.step)
+        processes.kill_tree(running.pid, running.started, running.token, self.kill_grace)
+        self.forget(job["job_id"])
+        return job
+
+    def watch_in_background(self, job, running):
+        self.spawn(self._watch_logged, job, running)
+
+    def _watch_logged(self, job, running):
+        try:
+            self.watch(job, running)
+        except Exception:  # noqa: BLE001 - a watcher must never die silently
+            log.exception("Job<%s> watcher failed", job["job_id"])
+            stages.fail(self, job, f"agent lost track of step {running.step}")
+
+    # -- autorun -----------------------------------------------------------------
+    def enqueue(self, job_id, ncpus=1):
+        """Take a job id from the machine's queue; it starts when its cores are free."""
+        if job_id in self.active or any(j == job_id for j, _ in self.waiting):
+            return
+        self.waiting.append((job_id, max(int(ncpus or 1), 1)))
+        self.schedule()
+
+    @property
+    def used_cores(self):
+        return sum(self.active.values())
+
+    def schedule(self):
+        """First in, first out, first fit: start every waiting job whose cores are free."""
+        free = self.slots - self.used_cores
+        for item in list(self.waiting):
+            job_id, ncpus = item
+            if ncpus > self.slots:
+                self.waiting.remove(item)
+                self.spawn(self._refuse, job_id, ncpus)
+            elif ncpus <= free:
+                self.waiting.remove(item)
+                self.active[job_id] = ncpus
+                free -= ncpus
+                self.spawn(self._pipeline, job_id)
+
+    def _refuse(self, job_id, ncpus):
+        job = stages.claim(self, job_id)
+        if job is not None:
+            stages.fail(
+                self,
+                job,
+                f"job needs {ncpus} cores; resource machine {self.rid} has {self.slots} slots",
+            )
+
+    def _pipeline(self, job_id):
+        try:
+            job = stages.claim(self, job_id)
+            if job is not None:
+                self.run_pipeline(job)
+        finally:
+            self.active.pop(job_id, None)
+            self.schedule()
+
+    def run_pipeline(self, job):
+        """Every stage of a claimed job, in order, with no calls from outside."""
+        job_id = job["job_id"]
+        try:
+            stages.build_directory(self, job)
+            stages.build_files(self, job)
+            while any(s["state"] != "DONE" for s in job["steps"]):
+                running = stages.launch_step(self, job)
+                self.watch(job, running, autorun=True)
+                if running.killed or job["state"] != stages.READY:
+                    return
+            stages.recover(self, job)
+            log.info("Job<%s> %s", job_id, job["state"])
+        except MirrorError as exc:
+            stages.fail(self, job, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the job must end, never stay RUNNING
+            log.exception("Job<%s> autorun failed", job_id)
+            stages.fail(self, job, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self.published.pop(job_id, None)
+
+    def catch_up(self):
+        """Enqueue the jobs already queued for this machine (messages taken before a restart)."""
+        for job in reversed(
+            self.central.call("job", "list", state="QUEUED", rid=self.rid, limit=10000)
+        ):
+            self.enqueue(job["job_id"], job.get("ncpus", 1))
+
+    # -- heartbeat -------------------------------------------------------------------
+    def heartbeat(self):
+        self.central.call(
+            "machine",
+            "heartbeat",
+            rid=self.rid,
+            name=self.name,
+            slots=self.slots,
+            tags=self.tags,
+            autorun=self.autorun,
+            started=not self._beat_sent,
+        )
+        self._beat_sent = True

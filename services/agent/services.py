@@ -1,0 +1,169 @@
+"""The per-machine services of one resource machine, built for its rid at start-up.
+
+``agent_services(config)`` returns ``jobdirbuild_<rid>`` ... ``jobdelete_<rid>``
+and ``jobagent_<rid>`` (heartbeat, plus the autorun consumer when it is on).
+"""
+
+import logging
+
+from nameko.extensions import DependencyProvider
+from nameko.messaging import consume
+from nameko.timer import timer
+
+from services.agent import stages
+from services.agent.runtime import AgentRuntime
+from services.dependencies import job_queue
+from services.rpcutil import MirrorError, mirror_rpc, service_name, to_int
+
+log = logging.getLogger(__name__)
+
+
+class Runtime(DependencyProvider):
+    """The process-wide runtime of this container's resource machine."""
+
+    def setup(self):
+        self.runtime = AgentRuntime.acquire(self.container.config)
+
+    def stop(self):
+        self.runtime.release()
+
+    def kill(self):
+        self.runtime.release()
+
+    def get_dependency(self, worker_ctx):
+        return self.runtime
+
+
+class JobDirBuild:
+    rt = Runtime()
+
+    @mirror_rpc
+    def do(self, job_id, force=0):
+        job = stages.fetch(self.rt, to_int(job_id, "job_id"))
+        stages.build_directory(self.rt, job, force=bool(to_int(force, "force")))
+        return []
+
+
+class JobFileBuild:
+    rt = Runtime()
+
+    @mirror_rpc
+    def do(self, job_id):
+        stages.build_files(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
+        return []
+
+
+class JobRun:
+    rt = Runtime()
+
+    @mirror_rpc
+    def do(self, job_id, step=None):
+        if step is not None and not isinstance(step, str):
+            raise MirrorError(f"step must be a step id, got {step!r}")
+        job = stages.fetch(self.rt, to_int(job_id, "job_id"))
+        running = stages.launch_step(self.rt, job, step)
+        # The call returns once the process has started; its end is recorded later.
+        self.rt.watch_in_background(job, running)
+        return []
+
+
+class JobProcessMonitor:
+    rt = Runtime()
+
+    @mirror_rpc
+    def do(self, job_id):
+        stages.monitor(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
+        return []
+
+
+class JobResultRecovery:
+    rt = Runtime()
+
+    @mirror_rpc
+    def do(self, job_id):
+        stages.recover(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
+        return []
+
+
+class JobKill:
+    rt = Runtime()
+
+    @mirror_rpc
+    def do(self, job_id):
+        stages.kill(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
+        return []
+
+
+class JobDelete:
+    rt = Runtime()
+
+    @mirror_rpc
+    def do(self, job_id, force=0):
+        job = stages.fetch(self.rt, to_int(job_id, "job_id"))
+        stages.delete(self.rt, job, force=bool(to_int(force, "force")))
+        return []
+
+
+STAGE_SERVICES = {
+    "jobdirbuild": JobDirBuild,
+    "jobfilebuild": JobFileBuild,
+    "jobrun": JobRun,
+    "jobprocessmonitor": JobProcessMonitor,
+    "jobresultrecovery": JobResultRecovery,
+    "jobkill": JobKill,
+    "jobdelete": JobDelete,
+}
+
+
+class JobAgent:
+    """Heartbeats and, in autorun, the consumer of the machine's job queue."""
+
+    rt = Runtime()
+
+    def beat(self):
+        try:
+            self.rt.heartbeat()
+        except MirrorError as exc:
+            log.warning("Machine<%s> heartbeat failed: %s", self.rt.rid, exc)
+
+    def take(self, body):
+        # Claim, ack, run: the runtime claims later, so this delivery is acked at once.
+        self.rt.enqueue(int(body["job_id"]), body.get("ncpus", 1))
+
+    @mirror_rpc
+    def status(self):
+        rt = self.rt
+        return {
+            "rid": rt.rid,
+            "autorun": rt.autorun,
+            "slots": rt.slots,
+            "used_cores": rt.used_cores,
+            "running": sorted(rt.running),
+            "waiting": [job_id for job_id, _ in rt.waiting],
+        }
+
+
+def agent_services(config):
+    """Build the service classes of the resource machine in ``config["AGENT"]["rid"]``."""
+    rid = int(config["AGENT"]["rid"])
+    classes = [
+        type(f"{base.__name__}{rid}", (base,), {"name": service_name(key, rid)})
+        for key, base in STAGE_SERVICES.items()
+    ]
+
+    # Fresh functions per build: nameko marks entrypoints on the function
+    # object, and two machines in one process must not share a timer or a queue.
+    def beat(self):
+        return JobAgent.beat(self)
+
+    def take(self, body):
+        return JobAgent.take(self, body)
+
+    attrs = {
+        "name": service_name("jobagent", rid),
+        "beat": timer(interval=float(config["AGENT"]["heartbeat"]))(beat),
+    }
+    if config["DEBUG"]["autorun_job"]:
+        attrs["take"] = consume(job_queue(rid))(take)
+    classes.append(type(f"JobAgent{rid}", (JobAgent,), attrs))
+    return classes

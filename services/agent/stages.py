@@ -1,0 +1,491 @@
+"""One function per job stage: check the state, do the I/O, then record the new state.
+
+The same functions serve the manual per-machine RPC calls and autorun. Every
+function takes the agent runtime ``rt`` (central client, file store, workspace)
+and a job bundle from ``job.fetch``; none touches the database.
+"""
+
+import logging
+import os
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from adapters.errors import AdapterError, where_of
+from adapters.filegen import data_path, generate_files, step_workdir
+from adapters.hooks import HookContext
+from adapters.paths import confine
+from adapters.progress import read_progress
+from adapters.substitute import build_argv, substitute
+from services.agent import processes
+from services.agent.workspace import copy_tree
+from services.rpcutil import MirrorError, service_name
+
+log = logging.getLogger(__name__)
+
+QUEUED, PREPARING, READY, RUNNING = "QUEUED", "PREPARING", "READY", "RUNNING"
+COMPLETED, FAILED, KILLED = "COMPLETED", "FAILED", "KILLED"
+FINAL = (COMPLETED, FAILED, KILLED)
+ADAPTER = "adapter.xml"
+
+
+def utcnow():
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class Running:
+    """A step process the agent started and watches."""
+
+    job_id: int
+    step: str
+    pid: int
+    started: float | None
+    token: str
+    start_time: str
+    job_dir: str
+    killed: bool = False
+    exit_file: str = ""
+    publish: dict = field(default_factory=dict)
+
+
+# -- helpers -------------------------------------------------------------------
+def fetch(rt, job_id):
+    """The job bundle, refused when it belongs to another resource machine."""
+    job = rt.central.fetch(job_id)
+    if job["rid"] is None:
+        raise MirrorError(f"job {job_id} is waiting for a resource machine, not {rt.rid}")
+    if job["rid"] != rt.rid:
+        raise MirrorError(f"job {job_id} belongs to resource machine {job['rid']}, not {rt.rid}")
+    return job
+
+
+def report(rt, job, changes, expect=None):
+    """Report a transition and fold the new record into the bundle."""
+    updated = rt.central.report(job["job_id"], rt.rid, changes, expect)
+    job.update(updated)
+    return job
+
+
+def job_dir(rt, job):
+    """The job's directory, or an error saying to build it first."""
+    if not job.get("path") or not Path(job["path"]).is_dir():
+        raise MirrorError(
+            f"job {job['job_id']} has no directory on this machine; "
+            f"call {service_name('jobdirbuild', rt.rid)}.do first"
+        )
+    return Path(job["path"])
+
+
+def refuse_running(job, action):
+    if job["state"] == RUNNING:
+        raise MirrorError(
+            f"job {job['job_id']} is running step {job['step']}; kill it before {action}"
+        )
+
+
+def fail(rt, job, reason, step=None, exit_code=None):
+    """Mark the job FAILED with ``reason`` (and its step, if one was running)."""
+    changes = {"state": FAILED, "error": reason, "message": reason}
+    if step:
+        changes["steps"] = {step: {"state": FAILED, "exit_code": exit_code, "end_time": utcnow()}}
+    log.warning("Job<%s> failed: %s", job["job_id"], reason)
+    try:
+        return report(rt, job, changes, expect=[PREPARING, READY, RUNNING])
+    except MirrorError:
+        # Already final (killed meanwhile): that outcome stands.
+        return job
+
+
+# -- claim ----------------------------------------------------------------------
+def claim(rt, job_id):
+    """Take a queued job for this machine; None if it is no longer queued here."""
+    try:
+        job = fetch(rt, job_id)
+    except MirrorError as exc:
+        log.info("Job<%s> not claimed: %s", job_id, exc)
+        return None
+    if job["state"] != QUEUED:
+        return None
+    try:
+        return report(rt, job, {"state": PREPARING, "message": "claimed"}, expect=[QUEUED])
+    except MirrorError as exc:
+        log.info("Job<%s> not claimed: %s", job_id, exc)
+        return None
+
+
+# -- directory build ------------------------------------------------------------------
+def build_directory(rt, job, force=False):
+    """Create the job directory: package in .mirror/calc, project in .mirror/proj, template at root."""
+    refuse_running(job, "building its directory again")
+    built = job.get("path") and Path(job["path"]).is_dir()
+    if built and not force and job["state"] != QUEUED:
+        return job
+    path = rt.workspace.new_job_dir(job["job_id"])
+    try:
+        package = rt.workspace.package_dir(job["package"])
+        copy_tree(package, path / ".mirror" / "calc")
+        if (package / "template").is_dir():
+            copy_tree(package / "template", path)
+        proj = path / ".mirror" / "proj"
+        proj.mkdir(parents=True, exist_ok=True)
+        for entry in job["project_files"]:
+            target = confine(proj, entry["name"], "project file name", "the project directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(rt.workspace.project_file(job["p_id"], entry), target)
+        (path / ".mirror" / "logs").mkdir(exist_ok=True)
+    except (OSError, AdapterError, MirrorError) as exc:
+        shutil.rmtree(path, ignore_errors=True)
+        raise MirrorError(f"directory build of job {job['job_id']} failed: {exc}") from exc
+    changes = {
+        "state": PREPARING,
+        "path": str(path),
+        "step": None,
+        "error": None,
+        "reset_steps": True,
+        "process": {},
+        "message": f"directory built at {path}",
+    }
+    try:
+        report(rt, job, changes, expect=[job["state"]])
+    except MirrorError:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    log.info("Job<%s> directory built at %s", job["job_id"], path)
+    return job
+
+
+# -- file generation --------------------------------------------------------------------
+def build_files(rt, job):
+    """Apply the adapter's File and ParaFile rules with the parameters stored on the job."""
+    refuse_running(job, "generating its files again")
+    if job["state"] not in (PREPARING, READY):
+        raise MirrorError(
+            f"job {job['job_id']} is {job['state']}; call "
+            f"{service_name('jobdirbuild', rt.rid)}.do"
+            + (" with force=1" if job["state"] in FINAL else "")
+            + " first"
+        )
+    root = job_dir(rt, job)
+    adapter = rt.workspace.adapter(job["package"])
+    try:
+        restore_templates(root, adapter, job["params"])
+        generate_files(adapter, job["params"], root, root / ".mirror" / "proj", ADAPTER)
+    except OSError as exc:
+        raise MirrorError(f"file generation of job {job['job_id']} failed: {exc}") from exc
+    return report(
+        rt, job, {"state": READY, "message": "files generated"}, expect=[PREPARING, READY]
+    )
+
+
+def restore_templates(root, adapter, params):
+    """Put back the package's template of every ParaFile rendered in place.
+
+    Without it a second file generation would find no placeholders left.
+    """
+    pristine_root = root / ".mirror" / "calc" / "template"
+    for rule in adapter.parafiles:
+        if rule.target is not None:
+            continue
+        where = where_of(ADAPTER, rule.line, "attribute source")
+        rel = substitute(rule.source, params, where)
+        pristine = confine(pristine_root, rel, where)
+        if pristine.is_file():
+            target = confine(root, rel, where)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(pristine, target)
+
+
+# -- steps --------------------------------------------------------------------------
+def next_step(job, step_id):
+    """The step to run: ``step_id``, or the first one not done yet."""
+    ids = [s["id"] for s in job["steps"]]
+    if step_id is not None:
+        if step_id not in ids:
+            raise MirrorError(
+                f"job {job['job_id']} has no step {step_id!r}; steps: {', '.join(ids)}"
+            )
+        return step_id
+    for step in job["steps"]:
+        if step["state"] != "DONE":
+            return step["id"]
+    raise MirrorError(f"job {job['job_id']} has run all its steps; recover its results")
+
+
+def step_env(rt, job, root, workdir, step, token, exit_file):
+    env = dict(os.environ)
+    # The job directory and the workpath come first, then the agent's own interpreter.
+    env["PATH"] = os.pathsep.join(
+        [str(root), str(workdir), os.path.dirname(sys.executable), env.get("PATH", "")]
+    )
+    env.update(
+        MIRROR_JOB_ID=str(job["job_id"]),
+        MIRROR_JOB_DIR=str(root),
+        MIRROR_STEP=step,
+        NCPUS=str(job["params"].get("NCPUS", 1)),
+        MIRROR_RUN_TOKEN=token,
+        MIRROR_EXIT_FILE=exit_file,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({str(k): str(v) for k, v in (job.get("environment") or {}).items()})
+    return env
+
+
+def log_paths(root, step):
+    logs = root / ".mirror" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / f"{step}.stdout", logs / f"{step}.stderr"
+
+
+def hook_context(job, root, workdir, step, publish):
+    return HookContext(
+        job_id=job["job_id"],
+        job_dir=str(root),
+        workpath=str(workdir),
+        step=step,
+        params=dict(job["params"]),
+        publish=publish,
+    )
+
+
+def launch_step(rt, job, step_id=None):
+    """Run the pre hook and start the step's process; return once it has started."""
+    refuse_running(job, "starting another step")
+    if job["state"] != READY:
+        raise MirrorError(
+            f"job {job['job_id']} is {job['state']}; its files must be generated "
+            f"({service_name('jobfilebuild', rt.rid)}.do) before a step runs"
+        )
+    root = job_dir(rt, job)
+    step_id = next_step(job, step_id)
+    adapter = rt.workspace.adapter(job["package"])
+    step = adapter.step(step_id)
+    params = job["params"]
+    workdir = step_workdir(step, params, root, ADAPTER)
+    argv = build_argv(step, params, where_of(ADAPTER, step.line, "attribute value"))
+    publish = rt.published.setdefault(job["job_id"], {})
+    started = utcnow()
+    report(
+        rt,
+        job,
+        {
+            "state": RUNNING,
+            "step": step_id,
+            "error": None,
+            "steps": {
+                step_id: {
+                    "state": "RUNNING",
+                    "start_time": started,
+                    "end_time": None,
+                    "exit_code": None,
+                }
+            },
+            "message": f"step {step_id} starting",
+        },
+        expect=[READY],
+    )
+    if step.premethod:
+        try:
+            rt.workspace.hooks(job["package"], adapter).call(
+                step.premethod, hook_context(job, root, workdir, step_id, publish)
+            )
+        except AdapterError as exc:
+            fail(rt, job, f"step {step_id}: pre hook {exc.problem}", step_id)
+            raise MirrorError(
+                f"step {step_id} of job {job['job_id']} failed: {exc.problem}"
+            ) from exc
+    token = uuid.uuid4().hex
+    exit_file = str(root / ".mirror" / "logs" / f"{step_id}.exit")
+    stdout, stderr = log_paths(root, step_id)
+    try:
+        pid, create_time = processes.start(
+            argv,
+            cwd=str(workdir),
+            env=step_env(rt, job, root, workdir, step_id, token, exit_file),
+            stdout=stdout,
+            stderr=stderr,
+        )
+    except OSError as exc:
+        reason = f"step {step_id} could not start: {exc}"
+        fail(rt, job, reason, step_id)
+        raise MirrorError(reason) from exc
+    running = Running(
+        job_id=job["job_id"],
+        step=step_id,
+        pid=pid,
+        started=create_time,
+        token=token,
+        start_time=started,
+        job_dir=str(root),
+        exit_file=exit_file,
+        publish=publish,
+    )
+    rt.track(running)
+    report(rt, job, {"pid": pid, "pid_start": create_time})
+    log.info("Job<%s> step %s started, pid %s", job["job_id"], step_id, pid)
+    return running
+
+
+def finish_step(rt, job, running, code, *, autorun=False):
+    """Record how a step ended: post hook, step state, then READY or FAILED."""
+    step_id = running.step
+    ended = utcnow()
+    if running.killed:
+        return job
+    if code is None:
+        code = read_exit_file(running.exit_file)
+    if code is None:
+        return fail(
+            rt, job, f"step {step_id}: process {running.pid} vanished without an exit code", step_id
+        )
+    if code != 0:
+        return fail(
+            rt, job, f"step {step_id} exited with code {code}{stderr_tail(running)}", step_id, code
+        )
+    adapter = rt.workspace.adapter(job["package"])
+    step = adapter.step(step_id)
+    if step.postmethod:
+        root = Path(running.job_dir)
+        workdir = step_workdir(step, job["params"], root, ADAPTER)
+        try:
+            rt.workspace.hooks(job["package"], adapter).call(
+                step.postmethod, hook_context(job, root, workdir, step_id, running.publish)
+            )
+        except AdapterError as exc:
+            return fail(rt, job, f"step {step_id}: post hook {exc.problem}", step_id, code)
+    changes = {
+        "state": READY,
+        "pid": None,
+        "pid_start": None,
+        "steps": {step_id: {"state": "DONE", "exit_code": code, "end_time": ended}},
+        "message": f"step {step_id} done",
+    }
+    try:
+        report(rt, job, changes, expect=[RUNNING])
+    except MirrorError as exc:
+        log.info("Job<%s> step %s ended after the job moved on: %s", job["job_id"], step_id, exc)
+    return job
+
+
+def read_exit_file(path):
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stderr_tail(running, limit=300):
+    """The last line the step wrote to stderr, to make the failure reason useful."""
+    try:
+        path = Path(running.job_dir) / ".mirror" / "logs" / f"{running.step}.stderr"
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return f": {lines[-1][-limit:]}" if lines else ""
+
+
+# -- monitoring and results -------------------------------------------------------------
+def publish_items(rt, job, root, items, kind):
+    """Upload Process or Result data items; return ``{key: url}`` of those that exist."""
+    urls, missing = {}, []
+    for item in items:
+        local = data_path(item, job["params"], root, ADAPTER)
+        if not local.exists():
+            missing.append(item)
+            continue
+        remote = f"/jobs/{job['job_id']}/{kind}/{item.key}/{local.name}"
+        rt.files.upload(local, remote)
+        urls[item.key] = rt.files.url(remote)
+    return urls, missing
+
+
+def monitor(rt, job):
+    """Refresh progress and publish the Process files."""
+    if job["state"] == QUEUED or not job.get("path"):
+        raise MirrorError(f"job {job['job_id']} is {job['state']}; nothing to monitor yet")
+    root = job_dir(rt, job)
+    adapter = rt.workspace.adapter(job["package"])
+    progress = None
+    if adapter.progress:
+        where = where_of(ADAPTER, None, "Progress path")
+        progress = read_progress(
+            confine(root, substitute(adapter.progress, job["params"], where), where)
+        )
+    if progress is None:
+        steps = job["steps"]
+        done = sum(1 for s in steps if s["state"] == "DONE")
+        progress = (min(done + (1 if job["state"] == RUNNING else 0), len(steps)), len(steps))
+    urls, _ = publish_items(rt, job, root, adapter.process, "process")
+    process = {"currentstep": str(progress[0]), "allstep": str(progress[1])}
+    process.update(
+        {k: str(v) for k, v in rt.published.get(job["job_id"], {}).items() if k not in process}
+    )
+    process.update(urls)
+    return report(rt, job, {"process": process})
+
+
+def recover(rt, job):
+    """Publish the Result files and mark the job COMPLETED."""
+    if job["state"] == COMPLETED:
+        return job
+    refuse_running(job, "recovering its results")
+    if job["state"] != READY:
+        raise MirrorError(
+            f"job {job['job_id']} is {job['state']}; only a READY job has results to recover"
+        )
+    pending = [s["id"] for s in job["steps"] if s["state"] != "DONE"]
+    if pending:
+        raise MirrorError(f"job {job['job_id']} has steps not done yet: {', '.join(pending)}")
+    root = job_dir(rt, job)
+    adapter = rt.workspace.adapter(job["package"])
+    monitor(rt, job)
+    urls, missing = publish_items(rt, job, root, adapter.result, "result")
+    if missing:
+        names = ", ".join(f"{m.key} ({m.path})" for m in missing)
+        return fail(rt, job, f"results not produced: {names}")
+    return report(
+        rt,
+        job,
+        {"state": COMPLETED, "result": urls, "message": "results recovered"},
+        expect=[READY],
+    )
+
+
+# -- kill and delete -------------------------------------------------------------------
+def kill(rt, job, reason="killed by user"):
+    """Stop the job's whole process tree (or its place in the queue); recover nothing."""
+    if job["state"] in FINAL:
+        raise MirrorError(f"job not running , jobid : {job['job_id']}")
+    running = rt.running.get(job["job_id"])
+    changes = {"state": KILLED, "error": reason, "message": reason}
+    if running is not None:
+        running.killed = True
+    if job["step"] and job["state"] == RUNNING:
+        changes["steps"] = {job["step"]: {"state": "KILLED", "end_time": utcnow()}}
+    report(rt, job, changes, expect=[QUEUED, PREPARING, READY, RUNNING])
+    if running is not None:
+        processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)
+    elif job.get("pid"):
+        processes.kill_tree(job["pid"], job.get("pid_start"), None, rt.kill_grace)
+    rt.forget(job["job_id"])
+    log.info("Job<%s> killed", job["job_id"])
+    return job
+
+
+def delete(rt, job, force=False):
+    """Remove the job's directories, its published files and its records."""
+    if job["state"] not in FINAL:
+        if not force:
+            raise MirrorError(
+                f"job {job['job_id']} is {job['state']}; delete it with force=1 to kill it first"
+            )
+        kill(rt, job, "killed to be deleted")
+    for path in rt.workspace.job_dirs(job["job_id"]):
+        shutil.rmtree(path, ignore_errors=True)
+    rt.files.delete_tree(f"/jobs/{job['job_id']}")
+    rt.central.call("job", "remove", job_id=job["job_id"], rid=rt.rid)
+    rt.published.pop(job["job_id"], None)
+    log.info("Job<%s> deleted", job["job_id"])

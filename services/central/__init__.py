@@ -1,0 +1,1 @@
+"""Central services: the only processes that touch the database."""

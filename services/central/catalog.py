@@ -1,0 +1,151 @@
+"""Projects, their files and calculation packages: records in the database, bytes on FTP."""
+
+import hashlib
+import logging
+
+from sqlalchemy import select
+
+from db.models import CalcPackage, Project, ProjectFile
+from services.rpcutil import MirrorError, package_missing, project_missing
+
+log = logging.getLogger(__name__)
+
+
+def project_dict(project):
+    return {
+        "p_id": project.id,
+        "name": project.name,
+        "description": project.description,
+        "created": project.created.isoformat(),
+        "files": [f.name for f in project.files],
+    }
+
+
+def package_dict(package):
+    return {
+        "c_id": package.id,
+        "name": package.name,
+        "adapter": package.adapter_name,
+        "version": package.version,
+        "size": package.size,
+        "sha256": package.sha256,
+        "created": package.created.isoformat(),
+    }
+
+
+def project_file_path(p_id, name):
+    return f"/projects/{p_id}/files/{name}"
+
+
+def package_path(c_id):
+    return f"/packages/{c_id}/package.zip"
+
+
+class Catalog:
+    """Storage of projects, project files and calculation packages."""
+
+    def __init__(self, sessionmaker, files):
+        self.Session = sessionmaker
+        self.files = files
+
+    # -- projects ----------------------------------------------------------
+    def new_project(self, name, description=""):
+        if not isinstance(name, str) or not name.strip():
+            raise MirrorError("project name must be a non-empty string")
+        with self.Session.begin() as session:
+            project = Project(name=name.strip(), description=str(description or ""))
+            session.add(project)
+            session.flush()
+            log.info("Project<%s> created: %s", project.id, project.name)
+            return project.id
+
+    def get_project(self, session, p_id):
+        project = session.get(Project, p_id)
+        if project is None:
+            raise project_missing(p_id)
+        return project
+
+    def list_projects(self):
+        with self.Session() as session:
+            projects = session.scalars(select(Project).order_by(Project.id)).all()
+            return [project_dict(p) for p in projects]
+
+    def upload(self, p_id, name, data):
+        """Store ``data`` as project file ``name``; a second upload replaces the first."""
+        with self.Session() as session:
+            self.get_project(session, p_id)
+        remote = project_file_path(p_id, name)
+        # Bytes first, record second: a record never points at a missing file.
+        self.files.put_bytes(remote, data)
+        digest = hashlib.sha256(data).hexdigest()
+        with self.Session.begin() as session:
+            existing = session.scalar(
+                select(ProjectFile).where(ProjectFile.project_id == p_id, ProjectFile.name == name)
+            )
+            if existing is None:
+                session.add(
+                    ProjectFile(
+                        project_id=p_id, name=name, size=len(data), sha256=digest, ftp_path=remote
+                    )
+                )
+            else:
+                existing.size, existing.sha256, existing.ftp_path = len(data), digest, remote
+        log.info("Project<%s> file %s stored (%d bytes)", p_id, name, len(data))
+
+    def project_files(self, session, p_id):
+        project = self.get_project(session, p_id)
+        return [
+            {"name": f.name, "ftp_path": f.ftp_path, "sha256": f.sha256, "size": f.size}
+            for f in project.files
+        ]
+
+    def read_project_file(self, p_id, name):
+        with self.Session() as session:
+            project = self.get_project(session, p_id)
+            match = [f for f in project.files if f.name == name]
+        if not match:
+            raise MirrorError(f"project {p_id} has no file '{name}'")
+        return self.files.get_bytes(match[0].ftp_path)
+
+    # -- packages ----------------------------------------------------------
+    def new_package(self, name, data, adapter, adapter_xml):
+        if not isinstance(name, str) or not name.strip():
+            raise MirrorError("calcpackage name must be a non-empty string")
+        digest = hashlib.sha256(data).hexdigest()
+        with self.Session.begin() as session:
+            package = CalcPackage(
+                name=name.strip(),
+                adapter_name=adapter.name,
+                version=adapter.version or "",
+                adapter_xml=adapter_xml,
+                size=len(data),
+                sha256=digest,
+                ftp_path="",
+            )
+            session.add(package)
+            session.flush()
+            c_id = package.id
+        try:
+            self.files.put_bytes(package_path(c_id), data)
+        except Exception:
+            # No record may outlive a failed upload.
+            with self.Session.begin() as session:
+                session.delete(session.get(CalcPackage, c_id))
+            raise
+        with self.Session.begin() as session:
+            session.get(CalcPackage, c_id).ftp_path = package_path(c_id)
+        log.info("CalcPackage<%s> registered: %s (%d bytes)", c_id, name, len(data))
+        return c_id
+
+    def get_package(self, session, c_id):
+        package = session.get(CalcPackage, c_id)
+        if package is None or not package.ftp_path:
+            raise package_missing(c_id)
+        return package
+
+    def list_packages(self):
+        with self.Session() as session:
+            packages = session.scalars(
+                select(CalcPackage).where(CalcPackage.ftp_path != "").order_by(CalcPackage.id)
+            ).all()
+            return [package_dict(p) for p in packages]

@@ -1,0 +1,342 @@
+"""Job records: bulk creation, the SPEC record shape, and conditional transitions."""
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, insert, select, update
+
+from db.models import Job, JobEvent, JobStep
+from services.rpcutil import MirrorError, job_missing
+
+log = logging.getLogger(__name__)
+
+QUEUED, PREPARING, READY, RUNNING = "QUEUED", "PREPARING", "READY", "RUNNING"
+COMPLETED, FAILED, KILLED = "COMPLETED", "FAILED", "KILLED"
+FINAL = frozenset({COMPLETED, FAILED, KILLED})
+STATES = (QUEUED, PREPARING, READY, RUNNING, COMPLETED, FAILED, KILLED)
+STEP_STATES = ("PENDING", "RUNNING", "DONE", "FAILED", "KILLED")
+ACTIVE = (PREPARING, READY, RUNNING)
+
+# Fields an agent may set through ``report``.
+REPORTABLE = {"step", "path", "error", "pid", "pid_start", "process", "result"}
+
+
+def now():
+    return datetime.now(UTC)
+
+
+def iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def parse_time(value):
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def step_dict(step):
+    return {
+        "id": step.step_id,
+        "state": step.state,
+        "start_time": iso(step.start_time),
+        "end_time": iso(step.end_time),
+        "exit_code": step.exit_code,
+    }
+
+
+def summary(job):
+    """The short form used by lists."""
+    return {
+        "job_id": job.id,
+        "p_id": job.project_id,
+        "c_id": job.package_id,
+        "rid": job.rid,
+        "state": job.state,
+        "step": job.step,
+        "state_name": job.state_name,
+        "ncpus": job.ncpus,
+        "error": job.error,
+        "submit_time": iso(job.submit_time),
+        "start_time": iso(job.start_time),
+        "end_time": iso(job.end_time),
+    }
+
+
+def record(job):
+    """The full ``job.query`` record of SPEC section 6."""
+    out = summary(job)
+    out.update(
+        steps=[step_dict(s) for s in job.steps],
+        params=job.params,
+        path=job.path,
+        para_name=job.para_name,
+        time_limit=job.time_limit,
+        tags=job.tags,
+        pid=job.pid,
+        pid_start=job.pid_start,
+        process=job.process,
+        result=job.result,
+        attempts=job.attempts,
+    )
+    return out
+
+
+class JobStore:
+    """All reads and writes of jobs, their steps and their events."""
+
+    def __init__(self, sessionmaker):
+        self.Session = sessionmaker
+
+    def _job(self, session, job_id, *, lock=False):
+        query = select(Job).where(Job.id == job_id)
+        if lock:
+            query = query.with_for_update()
+        job = session.scalar(query)
+        if job is None:
+            raise job_missing(job_id)
+        return job
+
+    # -- creation ----------------------------------------------------------
+    def create(self, p_id, c_id, para_name, states, step_ids, placements, tags=()):
+        """Insert one job per state (with its steps and first event); return the ids.
+
+        ``placements`` gives the resource machine of each state (None: not placed).
+        """
+        stamp = now()
+        rows = [
+            {
+                "project_id": p_id,
+                "package_id": c_id,
+                "para_name": para_name,
+                "state_index": state.index,
+                "state_name": state.name,
+                "params": state.params,
+                "ncpus": int(state.params.get("NCPUS", 1)),
+                "time_limit": state.params.get("TIME_LIMIT"),
+                "tags": list(tags),
+                "rid": rid,
+                "state": QUEUED,
+                "process": {},
+                "result": {},
+                "attempts": 0,
+                "submit_time": stamp,
+                "updated": stamp,
+            }
+            for state, rid in zip(states, placements, strict=True)
+        ]
+        with self.Session.begin() as session:
+            ids = list(session.scalars(insert(Job).returning(Job.id), rows))
+            session.execute(
+                insert(JobStep),
+                [
+                    {"job_id": job_id, "position": pos, "step_id": step_id, "state": "PENDING"}
+                    for job_id in ids
+                    for pos, step_id in enumerate(step_ids)
+                ],
+            )
+            session.execute(
+                insert(JobEvent),
+                [
+                    {"job_id": job_id, "time": stamp, "state": QUEUED, "message": "dispatched"}
+                    for job_id in ids
+                ],
+            )
+        return ids
+
+    # -- reads -------------------------------------------------------------
+    def get(self, job_id):
+        with self.Session() as session:
+            return record(self._job(session, job_id))
+
+    def getrid(self, job_id):
+        with self.Session() as session:
+            rid = session.scalar(select(Job.rid).where(Job.id == job_id))
+            if rid is None:
+                if session.get(Job, job_id) is None:
+                    raise job_missing(job_id)
+                raise MirrorError(f"job {job_id} is waiting for a resource machine")
+            return rid
+
+    def events(self, job_id):
+        with self.Session() as session:
+            self._job(session, job_id)
+            events = session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+            ).all()
+            return [
+                {"time": iso(e.time), "state": e.state, "step": e.step, "message": e.message}
+                for e in events
+            ]
+
+    def list(self, state=None, rid=None, p_id=None, limit=100):
+        query = select(Job).order_by(Job.id.desc()).limit(limit)
+        if state is not None:
+            states = [s.strip().upper() for s in str(state).split(",") if s.strip()]
+            unknown = set(states) - set(STATES)
+            if unknown:
+                raise MirrorError(
+                    f"unknown job state {sorted(unknown)[0]!r}; one of {', '.join(STATES)}"
+                )
+            query = query.where(Job.state.in_(states))
+        if rid is not None:
+            query = query.where(Job.rid == rid)
+        if p_id is not None:
+            query = query.where(Job.project_id == p_id)
+        with self.Session() as session:
+            return [summary(j) for j in session.scalars(query).all()]
+
+    def counts_by_machine(self):
+        """``{rid: {"running": n, "cores": c, "queued": q}}`` over unfinished jobs."""
+        out = {}
+        query = (
+            select(Job.rid, Job.state, func.count(), func.coalesce(func.sum(Job.ncpus), 0))
+            .where(Job.state.in_((QUEUED, *ACTIVE)), Job.rid.is_not(None))
+            .group_by(Job.rid, Job.state)
+        )
+        with self.Session() as session:
+            for rid, state, count, cores in session.execute(query):
+                entry = out.setdefault(rid, {"running": 0, "cores": 0, "queued": 0})
+                if state == QUEUED:
+                    entry["queued"] += count
+                else:
+                    entry["running"] += count
+                    entry["cores"] += int(cores)
+        return out
+
+    # -- writes ------------------------------------------------------------
+    def report(self, job_id, rid, changes, expect=None):
+        """Apply one agent report atomically; refuse it if the job is not in ``expect``.
+
+        ``changes`` may hold ``state``, ``message``, ``steps`` (``{step_id:
+        {state, exit_code, start_time, end_time}}``), ``reset_steps`` and the
+        fields in ``REPORTABLE``. Every state or step change appends an event.
+        """
+        unknown = set(changes) - REPORTABLE - {"state", "message", "steps", "reset_steps"}
+        if unknown:
+            raise MirrorError(f"report for job {job_id} has unknown fields: {sorted(unknown)}")
+        stamp = now()
+        with self.Session.begin() as session:
+            job = self._job(session, job_id, lock=True)
+            if rid is not None and job.rid is not None and job.rid != rid:
+                raise MirrorError(f"job {job_id} belongs to resource machine {job.rid}, not {rid}")
+            if expect and job.state not in expect:
+                raise MirrorError(f"job {job_id} is {job.state}, expected {' or '.join(expect)}")
+            message = changes.get("message", "")
+            for key in REPORTABLE & set(changes):
+                setattr(job, key, changes[key])
+            if changes.get("reset_steps"):
+                for step in job.steps:
+                    step.state, step.exit_code = "PENDING", None
+                    step.start_time = step.end_time = None
+                job.result = {}
+            for step_id, fields in (changes.get("steps") or {}).items():
+                step = next((s for s in job.steps if s.step_id == step_id), None)
+                if step is None:
+                    raise MirrorError(f"job {job_id} has no step '{step_id}'")
+                if "state" in fields and fields["state"] != step.state:
+                    step.state = fields["state"]
+                    session.add(
+                        JobEvent(
+                            job_id=job_id,
+                            time=stamp,
+                            state=job.state if "state" not in changes else changes["state"],
+                            step=step_id,
+                            message=f"step {step_id} {fields['state']}"
+                            + (
+                                f" (exit code {fields['exit_code']})"
+                                if fields.get("exit_code") is not None
+                                else ""
+                            ),
+                        )
+                    )
+                if "exit_code" in fields:
+                    step.exit_code = fields["exit_code"]
+                if "start_time" in fields:
+                    step.start_time = parse_time(fields["start_time"])
+                if "end_time" in fields:
+                    step.end_time = parse_time(fields["end_time"])
+            new_state = changes.get("state")
+            if new_state and new_state not in STATES:
+                raise MirrorError(f"unknown job state {new_state!r}")
+            if new_state and new_state != job.state:
+                if new_state == PREPARING and job.state == QUEUED:
+                    job.claimed_at = stamp
+                    job.attempts += 1
+                if new_state == RUNNING and job.start_time is None:
+                    job.start_time = stamp
+                if new_state in FINAL:
+                    job.end_time = stamp
+                    job.pid = job.pid_start = None
+                elif job.state in FINAL:
+                    # A finished job built again starts a new run.
+                    job.end_time = None
+                    if "error" not in changes:
+                        job.error = None
+                job.state = new_state
+                session.add(
+                    JobEvent(
+                        job_id=job_id, time=stamp, state=new_state, step=job.step, message=message
+                    )
+                )
+            elif message:
+                session.add(
+                    JobEvent(
+                        job_id=job_id, time=stamp, state=job.state, step=job.step, message=message
+                    )
+                )
+            if "process" in changes:
+                job.progress_at = stamp
+            job.updated = stamp
+            log.debug("Job<%s> report %s", job_id, changes)
+            return record(job)
+
+    def remove(self, job_id, rid=None):
+        with self.Session.begin() as session:
+            job = self._job(session, job_id, lock=True)
+            if rid is not None and job.rid is not None and job.rid != rid:
+                raise MirrorError(f"job {job_id} belongs to resource machine {job.rid}, not {rid}")
+            session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
+            session.execute(delete(JobStep).where(JobStep.job_id == job_id))
+            session.execute(delete(Job).where(Job.id == job_id))
+        log.info("Job<%s> deleted", job_id)
+
+    def place(self, job_id, rid):
+        """Give an unplaced queued job its resource machine."""
+        with self.Session.begin() as session:
+            done = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == QUEUED)
+                .values(rid=rid, updated=now())
+            )
+            return done.rowcount == 1
+
+    def orphaned(self, rids):
+        """Unfinished, claimed jobs of the machines in ``rids``."""
+        with self.Session() as session:
+            return list(
+                session.scalars(
+                    select(Job.id)
+                    .where(Job.rid.in_(list(rids)), Job.state.in_(ACTIVE))
+                    .order_by(Job.id)
+                )
+            )
+
+    def requeue(self, job_id, reason):
+        """Put a claimed job back in the queue, unplaced, with its steps reset."""
+        with self.Session.begin() as session:
+            job = self._job(session, job_id, lock=True)
+            if job.state not in ACTIVE:
+                return False
+            job.state, job.rid, job.step, job.path = QUEUED, None, None, None
+            job.pid = job.pid_start = None
+            job.process, job.result = {}, {}
+            for step in job.steps:
+                step.state, step.exit_code, step.start_time, step.end_time = (
+                    "PENDING",
+                    None,
+                    None,
+                    None,
+                )
+            session.add(JobEvent(job_id=job_id, time=now(), state=QUEUED, message=reason))
+            return True

@@ -1,0 +1,157 @@
+"""Load Mirror's YAML configuration with ``${VAR:default}`` substitution.
+
+Embedded defaults make every command work with nothing set: a local broker,
+the ``mirror_com`` exchange and an SQLite file in the data directory.
+"""
+
+import copy
+import os
+import re
+import socket
+from pathlib import Path
+
+import yaml
+
+DEFAULT_PATH = "config/mirror.yaml"
+
+DEFAULTS = {
+    "AMQP_URI": "amqp://guest:guest@localhost",
+    "rpc_exchange": "mirror_com",
+    "DATA_DIR": "./mirror-data",
+    # Empty means the embedded SQLite file DATA_DIR/mirror.db.
+    "DB_URL": "",
+    "FTP": {
+        "host": "127.0.0.1",
+        "port": 2121,
+        # Empty means DATA_DIR/ftp.
+        "root": "",
+        "writer": {"user": "mirror-agent", "password": "mirror-agent"},
+        "reader": {"user": "mirror", "password": "mirror"},
+        # Empty means ftp://<reader>:<password>@<host>:<port>.
+        "public_url": "",
+        "passive_ports": [30000, 30099],
+        "max_upload": 2 * 1024**3,
+    },
+    "GATEWAY": {
+        "address": "127.0.0.1:8000",
+        "tokens": [],
+        "expose": ["*"],
+        "max_body": 16 * 1024**2,
+        "timeout": 30,
+    },
+    "AGENT": {
+        "rid": 1,
+        "name": "",
+        # Empty means DATA_DIR/work/rid<N>.
+        "work_root": "",
+        "slots": 0,
+        "tags": [],
+        "kill_grace": 5,
+        # Seconds between heartbeats; a machine missing ``offline_after`` beats is offline.
+        "heartbeat": 2,
+        "offline_after": 3,
+    },
+    "DEBUG": {"autorun_job": False},
+    "MONITOR": {"interval": 5},
+    "RECONCILER": {"interval": 10, "on_machine_lost": "requeue", "stalled_intervals": 6},
+    "RPC": {"timeout": 30, "retries": 5},
+}
+
+# nameko reads HEARTBEAT, PREFETCH_COUNT, SERIALIZER... itself: Mirror's own
+# settings stay out of those names.
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be read or holds a bad value."""
+
+
+def _substitute(value, environ):
+    """Replace ``${VAR:default}`` in every string of a loaded YAML tree."""
+    if isinstance(value, dict):
+        return {k: _substitute(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, environ) for v in value]
+    if not isinstance(value, str):
+        return value
+    whole = _VAR.fullmatch(value)
+
+    def lookup(match):
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is None:
+            raise ConfigError(f"environment variable {name} is not set and has no default")
+        return default
+
+    text = _VAR.sub(lookup, value)
+    if whole:
+        # A value that is one variable takes the YAML type of what it expands to.
+        return yaml.safe_load(text) if text.strip() else ""
+    return text
+
+
+def _merge(base, override):
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path=None, environ=None, overrides=None):
+    """Return the effective configuration dict.
+
+    ``path`` wins, then ``MIRROR_CONFIG``, then ``config/mirror.yaml`` if it
+    exists in the working directory; the embedded defaults fill every gap.
+    """
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("MIRROR_CONFIG")
+    loaded = {}
+    if path or Path(DEFAULT_PATH).is_file():
+        path = Path(path or DEFAULT_PATH)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top")
+    config = _merge(DEFAULTS, _substitute(loaded, environ))
+    config = _merge(config, overrides)
+    return resolve(config)
+
+
+def resolve(config):
+    """Fill the derived defaults (paths under DATA_DIR, URLs) in place and return it."""
+    data = Path(config["DATA_DIR"]).expanduser().resolve()
+    config["DATA_DIR"] = str(data)
+    if not config.get("DB_URL"):
+        config["DB_URL"] = f"sqlite:///{data / 'mirror.db'}"
+    ftp = config["FTP"]
+    ftp["root"] = str(Path(ftp.get("root") or data / "ftp").expanduser().resolve())
+    if not ftp.get("public_url"):
+        reader = ftp["reader"]
+        ftp["public_url"] = (
+            f"ftp://{reader['user']}:{reader['password']}@{ftp['host']}:{ftp['port']}"
+        )
+    agent = config["AGENT"]
+    agent["rid"] = int(agent["rid"])
+    if not agent.get("name"):
+        agent["name"] = f"{socket.gethostname()}-{agent['rid']}"
+    if not agent.get("work_root"):
+        agent["work_root"] = str(data / "work" / f"rid{agent['rid']}")
+    if not agent.get("slots"):
+        agent["slots"] = os.cpu_count() or 1
+    return config
+
+
+def for_agent(config, rid):
+    """A copy of ``config`` for the agent of resource machine ``rid``."""
+    config = copy.deepcopy(config)
+    if int(rid) != int(config["AGENT"]["rid"]):
+        config["AGENT"].update(rid=int(rid), name="", work_root="")
+    return resolve(config)

@@ -1,0 +1,84 @@
+"""Dependency providers: the database, the file store and the job queues."""
+
+import logging
+
+from kombu import Exchange, Queue
+from nameko.amqp.publish import Publisher
+from nameko.extensions import DependencyProvider
+
+from services.filestore import FileStore
+from services.rpcutil import queue_name
+
+log = logging.getLogger(__name__)
+
+JOBS_EXCHANGE = Exchange("mirror.jobs", type="direct", durable=True)
+
+
+def job_queue(rid):
+    """The durable queue of resource machine ``rid`` (declared by both sides)."""
+    name = queue_name(rid)
+    return Queue(name, exchange=JOBS_EXCHANGE, routing_key=name, durable=True)
+
+
+class Files(DependencyProvider):
+    """A pooled FTP client with the writing account."""
+
+    def setup(self):
+        self.store = FileStore(self.container.config["FTP"])
+
+    def stop(self):
+        self.store.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.store
+
+
+class Database(DependencyProvider):
+    """The central storage wrappers, over one engine per container."""
+
+    def setup(self):
+        # Imported here so that agents, which never touch the database, need no driver.
+        from db.session import make_engine, make_sessionmaker
+        from services.central.catalog import Catalog
+        from services.central.jobstore import JobStore
+        from services.central.registry import Registry
+
+        config = self.container.config
+        self.engine = make_engine(config["DB_URL"])
+        Session = make_sessionmaker(self.engine)
+        self.files = FileStore(config["FTP"])
+        self.catalog = Catalog(Session, self.files)
+        self.jobs = JobStore(Session)
+        self.machines = Registry(Session, self.jobs, config["AGENT"])
+
+    def stop(self):
+        self.files.close()
+        self.engine.dispose()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class JobQueues(DependencyProvider):
+    """Publishes job ids on the durable queue of their machine, as persistent messages."""
+
+    def setup(self):
+        self.publisher = Publisher(
+            self.container.config["AMQP_URI"], delivery_mode=2, serializer="json"
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def publish(self, rid, jobs):
+        """Publish ``(job_id, ncpus)`` pairs on the queue of machine ``rid``."""
+        queue = job_queue(rid)
+        for n, (job_id, ncpus) in enumerate(jobs):
+            self.publisher.publish(
+                {"job_id": job_id, "ncpus": ncpus},
+                exchange=JOBS_EXCHANGE,
+                routing_key=queue.routing_key,
+                # Declaring once per batch is enough: the queue is durable.
+                declare=[queue] if n == 0 else [],
+            )
+        log.info("published %d job(s) on %s", len(jobs), queue.name)

@@ -1,0 +1,65 @@
+"""The pyftpdlib file server, run in its own process (eventlet removes ``select.epoll``)."""
+
+import logging
+from pathlib import Path
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import DTPHandler, FTPHandler
+from pyftpdlib.servers import FTPServer
+
+log = logging.getLogger(__name__)
+
+WRITE_PERMS = "elradfmwMT"
+READ_PERMS = "elr"
+
+
+class CappedDTPHandler(DTPHandler):
+    """A data channel that aborts an upload once it passes ``max_upload`` bytes."""
+
+    max_upload = 0
+
+    def handle_read(self):
+        super().handle_read()
+        if self.max_upload and self.receive and self.tot_bytes_received > self.max_upload:
+            self._resp = ("552 Upload exceeds the size cap.", log.warning)
+            self.close()
+
+
+def build_server(ftp_config):
+    """Create (but do not start) the FTP server described by the ``FTP`` config section."""
+    root = Path(ftp_config["root"])
+    root.mkdir(parents=True, exist_ok=True)
+    authorizer = DummyAuthorizer()
+    writer, reader = ftp_config["writer"], ftp_config["reader"]
+    # Both users are confined to the root; no anonymous user is ever added.
+    authorizer.add_user(writer["user"], writer["password"], str(root), perm=WRITE_PERMS)
+    authorizer.add_user(reader["user"], reader["password"], str(root), perm=READ_PERMS)
+
+    dtp = type("MirrorDTPHandler", (CappedDTPHandler,), {"max_upload": ftp_config["max_upload"]})
+    low, high = ftp_config["passive_ports"]
+    handler = type(
+        "MirrorFTPHandler",
+        (FTPHandler,),
+        {
+            "authorizer": authorizer,
+            "dtp_handler": dtp,
+            "passive_ports": range(int(low), int(high) + 1),
+            "banner": "Mirror file server ready.",
+            "permit_foreign_addresses": False,
+            "log_prefix": "ftp %(username)s@%(remote_ip)s",
+        },
+    )
+    return FTPServer((ftp_config.get("bind", ftp_config["host"]), int(ftp_config["port"])), handler)
+
+
+def serve(ftp_config):
+    """Run the file server until interrupted."""
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    server = build_server(ftp_config)
+    log.info(
+        "file server on %s:%s, root %s", ftp_config["host"], ftp_config["port"], ftp_config["root"]
+    )
+    try:
+        server.serve_forever(handle_exit=True)
+    finally:
+        server.close_all()

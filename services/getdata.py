@@ -1,0 +1,28 @@
+"""The ``jobgetdata`` service: a job's monitoring and result URLs."""
+
+from services.dependencies import Database
+from services.rpcutil import mirror_rpc, to_int
+
+
+def job_data(job):
+    """``{"process": {...}, "result": {...}}`` as SPEC section 7 describes."""
+    process = dict(job["process"] or {})
+    if "currentstep" not in process:
+        steps = job["steps"]
+        done = sum(1 for s in steps if s["state"] == "DONE")
+        running = any(s["state"] == "RUNNING" for s in steps)
+        process["currentstep"] = done + (1 if running else 0)
+        process["allstep"] = len(steps)
+    process["currentstep"] = str(process["currentstep"])
+    process["allstep"] = str(process["allstep"])
+    return {"process": process, "result": dict(job["result"] or {})}
+
+
+class JobGetDataService:
+    name = "jobgetdata"
+
+    db = Database()
+
+    @mirror_rpc
+    def do(self, job_id):
+        return job_data(self.db.jobs.get(to_int(job_id, "job_id")))

@@ -1,0 +1,61 @@
+"""The ``job`` service: job records for users, and claims and reports for agents."""
+
+from services.central.catalog import package_path
+from services.dependencies import Database
+from services.rpcutil import mirror_rpc, to_int
+
+
+class JobService:
+    name = "job"
+
+    db = Database()
+
+    # -- for users ---------------------------------------------------------
+    @mirror_rpc
+    def getrid(self, job_id):
+        return self.db.jobs.getrid(to_int(job_id, "job_id"))
+
+    @mirror_rpc
+    def query(self, job_id):
+        return self.db.jobs.get(to_int(job_id, "job_id"))
+
+    @mirror_rpc
+    def events(self, job_id):
+        return self.db.jobs.events(to_int(job_id, "job_id"))
+
+    @mirror_rpc
+    def list(self, state=None, rid=None, p_id=None, limit=100):
+        return self.db.jobs.list(
+            state=state,
+            rid=to_int(rid, "rid", optional=True),
+            p_id=to_int(p_id, "p_id", optional=True),
+            limit=to_int(limit, "limit"),
+        )
+
+    # -- for agents --------------------------------------------------------
+    @mirror_rpc
+    def fetch(self, job_id):
+        """The job record plus where its package and project files are."""
+        job = self.db.jobs.get(to_int(job_id, "job_id"))
+        catalog = self.db.catalog
+        with catalog.Session() as session:
+            package = catalog.get_package(session, job["c_id"])
+            job["package"] = {
+                "c_id": package.id,
+                "ftp_path": package_path(package.id),
+                "sha256": package.sha256,
+                "adapter_xml": package.adapter_xml,
+            }
+            job["project_files"] = catalog.project_files(session, job["p_id"])
+        return job
+
+    @mirror_rpc
+    def report(self, job_id, rid, changes, expect=None):
+        return self.db.jobs.report(
+            to_int(job_id, "job_id"), to_int(rid, "rid", optional=True), changes, expect
+        )
+
+    @mirror_rpc
+    def remove(self, job_id, rid=None):
+        self.db.jobs.remove(to_int(job_id, "job_id"), to_int(rid, "rid", optional=True))
+        return []

@@ -1,0 +1,212 @@
+"""A real mesh of ``mirror`` processes for integration tests, on private names and ports."""
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import yaml
+from nameko.standalone.rpc import ClusterRpcProxy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ProcessDied(Exception):
+    """A mesh process exited while the test waited on it."""
+
+
+def wait_for(predicate, timeout=30, interval=0.1, what="condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except ProcessDied:
+            raise
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
+
+
+class Mesh:
+    """Config, processes and clients of one test mesh."""
+
+    def __init__(self, tmp, amqp_uri, db_url=None, **overrides):
+        self.tmp = Path(tmp)
+        self.exchange = f"mirror_test_{uuid.uuid4().hex[:8]}"
+        ftp_port = free_port()
+        passive = free_port()
+        self.config = {
+            "AMQP_URI": amqp_uri,
+            "rpc_exchange": self.exchange,
+            "DATA_DIR": str(self.tmp / "data"),
+            "DB_URL": db_url or "",
+            "FTP": {"port": ftp_port, "passive_ports": [passive, passive]},
+            "GATEWAY": {"address": f"127.0.0.1:{free_port()}", "timeout": 20},
+            "AGENT": {"slots": 4, "kill_grace": 2, "heartbeat": 0.5, "offline_after": 4},
+            "MONITOR": {"interval": 1},
+            "RECONCILER": {"interval": 1},
+            "RPC": {"timeout": 20},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict):
+                self.config.setdefault(key, {}).update(value)
+            else:
+                self.config[key] = value
+        self.config_path = self.tmp / "mirror.yaml"
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        self.procs = {}
+        self._proxy = None
+
+    # -- processes ----------------------------------------------------------
+    def command(self, *args):
+        return [sys.executable, "-m", "services.runner", "--config", str(self.config_path), *args]
+
+    def start(self, name, *args, env=None):
+        log = open(self.tmp / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            self.command(*args),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, name, sig=signal.SIGTERM, timeout=20):
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def log(self, name):
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start_core(self):
+        """File server, central services and gateway; wait until they answer."""
+        self.start("ftp", "ftp")
+        self.start("central", "central")
+        self.start("gateway", "gateway")
+        wait_for(
+            lambda: self.check_alive() or self.rpc("machine", "list")[0] == 0,
+            60,
+            what="central services",
+        )
+        wait_for(self._gateway_up, 30, what="gateway")
+        return self
+
+    def start_agent(self, rid=1, autorun=False, slots=None):
+        args = ["agent", "--rid", str(rid)] + (["--autorun"] if autorun else [])
+        if slots:
+            args += ["--slots", str(slots)]
+        self.start(f"agent{rid}", *args)
+        wait_for(
+            lambda: self.machine(rid) and self.machine(rid)["online"],
+            60,
+            what=f"agent {rid} online",
+        )
+
+    def check_alive(self):
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise ProcessDied(
+                    f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}"
+                )
+
+    def machine(self, rid):
+        code, machines = self.rpc("machine", "list")
+        return next((m for m in machines if m["rid"] == rid), None)
+
+    def close(self):
+        if self._proxy is not None:
+            self._proxy.stop()
+            self._proxy = None
+        for name in list(self.procs):
+            self.stop(name)
+
+    # -- clients --------------------------------------------------------------
+    @property
+    def rpc_config(self):
+        return {"AMQP_URI": self.config["AMQP_URI"], "rpc_exchange": self.exchange}
+
+    def rpc(self, service, method, **kwargs):
+        if self._proxy is None:
+            self._proxy = ClusterRpcProxy(self.rpc_config, timeout=30)
+            self._cluster = self._proxy.start()
+        return getattr(getattr(self._cluster, service), method)(**kwargs)
+
+    def ok(self, service, method, **kwargs):
+        """Call and assert success; return the value."""
+        code, value = self.rpc(service, method, **kwargs)
+        assert code == 0, f"{service}.{method}({kwargs}) answered {value!r}"
+        return value
+
+    @property
+    def base_url(self):
+        return f"http://{self.config['GATEWAY']['address']}"
+
+    def http(self, path, params=None, data=None, headers=None):
+        """``(status, parsed JSON body)`` of a gateway request."""
+        url = self.base_url + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        body = json.dumps(data).encode() if data is not None else None
+        request = urllib.request.Request(url, data=body, headers=headers or {})
+        if body is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    def _gateway_up(self):
+        host, port = self.config["GATEWAY"]["address"].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+
+    # -- helpers ------------------------------------------------------------------
+    def add_project(self, name, files):
+        p_id = self.ok("project", "new", name=name)
+        for fname, data in files.items():
+            self.ok(
+                "project", "upload", p_id=p_id, name=fname, content=base64.b64encode(data).decode()
+            )
+        return p_id
+
+    def add_package(self, name, data):
+        return self.ok("calcpackage", "new", name=name, content=base64.b64encode(data).decode())
+
+    def wait_state(self, job_id, states, timeout=60):
+        states = (states,) if isinstance(states, str) else tuple(states)
+        return wait_for(
+            lambda: (job := self.ok("job", "query", job_id=job_id))["state"] in states and job,
+            timeout,
+            what=f"job {job_id} in {states}",
+        )
