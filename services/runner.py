@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 log = logging.getLogger("mirror")
 
@@ -79,6 +80,8 @@ def check_broker(config, timeout=5):
 
 def green():
     """Monkey-patch for the nameko commands (never for the FTP server: it needs epoll)."""
+    # eventlet announces its own deprecation on import; nameko 2 needs it all the same.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     import eventlet
 
     eventlet.monkey_patch()

@@ -2,7 +2,11 @@
 
 # nameko 2.13+ no longer monkey-patches inside pytest; everything after this
 # line must see the green socket, thread and subprocess modules.
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
@@ -16,7 +20,6 @@ import uuid  # noqa: E402
 import pytest  # noqa: E402
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672"
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
 def _rabbitmqctl(*args):
@@ -41,13 +44,8 @@ def amqp_uri(vhost):
 @pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database, dropped after the test."""
-    import sqlalchemy as sa
+    from tests.mesh import create_pg_database, drop_pg_database
 
-    name = f"mirror_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    name, url = create_pg_database()
+    yield url
+    drop_pg_database(name)

@@ -17,6 +17,28 @@ import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
 ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+def create_pg_database():
+    """Create a private PostgreSQL database; return its name and URL."""
+    import sqlalchemy as sa
+
+    name = f"mirror_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_pg_database(name):
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def free_port():
