@@ -23,6 +23,10 @@ DEFAULTS = {
     "FTP": {
         "host": "127.0.0.1",
         "port": 2121,
+        # Address to listen on (empty: ``host``); 0.0.0.0 in a container.
+        "bind": "",
+        # Address announced for passive transfers behind NAT (empty: the socket's own).
+        "masquerade_address": "",
         # Empty means DATA_DIR/ftp.
         "root": "",
         "writer": {"user": "mirror-agent", "password": "mirror-agent"},
@@ -59,6 +63,8 @@ DEFAULTS = {
 
 # nameko reads HEARTBEAT, PREFETCH_COUNT, SERIALIZER... itself: Mirror's own
 # settings stay out of those names.
+# Leading zeros stay text: YAML 1.1 would read "0123" as an octal 83.
+_SCALAR = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?|true|false|True|False|null|~")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 
 
@@ -85,9 +91,10 @@ def _substitute(value, environ):
         return default
 
     text = _VAR.sub(lookup, value)
-    if whole:
-        # A value that is one variable takes the YAML type of what it expands to.
-        return yaml.safe_load(text) if text.strip() else ""
+    if whole and _SCALAR.fullmatch(text.strip()):
+        # A value that is one variable and reads as a number or a boolean takes
+        # that type; anything else (a password, a token) stays text.
+        return yaml.safe_load(text)
     return text
 
 

@@ -22,8 +22,8 @@ class FileStore:
     def __init__(self, ftp_config, *, account="writer", pool_size=4, timeout=30):
         self.host = ftp_config["host"]
         self.port = int(ftp_config["port"])
-        self.user = ftp_config[account]["user"]
-        self.password = ftp_config[account]["password"]
+        self.user = str(ftp_config[account]["user"])
+        self.password = str(ftp_config[account]["password"])
         self.public_url = ftp_config["public_url"].rstrip("/")
         self.timeout = timeout
         self.pool_size = pool_size

@@ -32,8 +32,8 @@ def build_server(ftp_config):
     authorizer = DummyAuthorizer()
     writer, reader = ftp_config["writer"], ftp_config["reader"]
     # Both users are confined to the root; no anonymous user is ever added.
-    authorizer.add_user(writer["user"], writer["password"], str(root), perm=WRITE_PERMS)
-    authorizer.add_user(reader["user"], reader["password"], str(root), perm=READ_PERMS)
+    authorizer.add_user(str(writer["user"]), str(writer["password"]), str(root), perm=WRITE_PERMS)
+    authorizer.add_user(str(reader["user"]), str(reader["password"]), str(root), perm=READ_PERMS)
 
     dtp = type("MirrorDTPHandler", (CappedDTPHandler,), {"max_upload": ftp_config["max_upload"]})
     low, high = ftp_config["passive_ports"]
@@ -46,10 +46,12 @@ def build_server(ftp_config):
             "passive_ports": range(int(low), int(high) + 1),
             "banner": "Mirror file server ready.",
             "permit_foreign_addresses": False,
+            "masquerade_address": ftp_config.get("masquerade_address") or None,
             "log_prefix": "ftp %(username)s@%(remote_ip)s",
         },
     )
-    return FTPServer((ftp_config.get("bind", ftp_config["host"]), int(ftp_config["port"])), handler)
+    address = ftp_config.get("bind") or ftp_config["host"]
+    return FTPServer((address, int(ftp_config["port"])), handler)
 
 
 def serve(ftp_config):

@@ -41,6 +41,9 @@ def parse_args(argv):
     demo.add_argument(
         "--up", action="store_true", help="start `mirror up` first if no mesh answers"
     )
+    demo.add_argument(
+        "--exit", action="store_true", help="stop the mesh it started once the sweep ends"
+    )
     sub.add_parser("migrate", help="bring the database schema up to date")
     return parser.parse_args(argv)
 

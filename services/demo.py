@@ -1,0 +1,135 @@
+"""``mirror demo``: run the bundled demo sweep against a mesh and show what comes back."""
+
+import base64
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+FINAL = ("COMPLETED", "FAILED", "KILLED")
+
+
+def mesh_answers(cluster):
+    try:
+        return cluster.machine.list()[0] == 0
+    except (RpcTimeout, UnknownService):
+        return False
+
+
+def call(cluster, service, method, **kwargs):
+    code, value = getattr(getattr(cluster, service), method)(**kwargs)
+    if code != 0:
+        raise RuntimeError(f"{service}.{method} failed: {value}")
+    return value
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def progress_line(job, data):
+    process = data["process"]
+    bar_width = 20
+    current, total = int(process["currentstep"]), max(int(process["allstep"]), 1)
+    filled = bar_width * min(current, total) // total
+    bar = "#" * filled + "." * (bar_width - filled)
+    return (
+        f"  job {job['job_id']:>4}  {job['state_name']:<22} {job['state']:<10} "
+        f"step {job['step'] or '-':<6} [{bar}] {current}/{total}"
+    )
+
+
+def run_demo(config, args, start_mesh):
+    """Register the demo, dispatch its sweep, follow it to the end, print the results."""
+    from adapters.bundled import package_zip, project_files
+
+    rpc_config = {"AMQP_URI": config["AMQP_URI"], "rpc_exchange": config["rpc_exchange"]}
+    child = None
+    with ClusterRpcProxy(rpc_config, timeout=3) as cluster:
+        if not mesh_answers(cluster):
+            if not args.up:
+                print(
+                    "mirror demo: no mesh answers; start one with `mirror up` or use `mirror demo --up`"
+                )
+                return 2
+            print("starting the mesh (mirror up) ...")
+            child = subprocess.Popen(start_mesh(), start_new_session=True)
+    try:
+        with ClusterRpcProxy(rpc_config, timeout=30) as cluster:
+            wait_until(
+                lambda: child is None or child.poll() is None and mesh_answers(cluster),
+                90,
+                "the mesh",
+            )
+            wait_until(
+                lambda: any(m["online"] for m in call(cluster, "machine", "list")),
+                60,
+                "a resource machine",
+            )
+            c_id = call(
+                cluster, "calcpackage", "new", name="demo", content=encode(package_zip("demo"))
+            )
+            p_id = call(cluster, "project", "new", name="demo", description="bundled demo sweep")
+            for name, data in project_files("demo").items():
+                call(cluster, "project", "upload", p_id=p_id, name=name, content=encode(data))
+            ids = call(cluster, "jobdispatch", "do", p_id=p_id, c_id=c_id)
+            print(f"dispatched project {p_id} with package {c_id}: jobs {ids}")
+            autorun = any(m["autorun"] for m in call(cluster, "machine", "list"))
+            if not autorun:
+                print(
+                    "no machine runs jobs alone (autorun off): drive them with jobdirbuild_<rid>.do ..."
+                )
+                return 0
+            follow(cluster, ids)
+            failed = 0
+            for job_id in ids:
+                job = call(cluster, "job", "query", job_id=job_id)
+                data = call(cluster, "jobgetdata", "do", job_id=job_id)
+                failed += job["state"] != "COMPLETED"
+                print(
+                    f"\njob {job_id} ({job['state_name']}): {job['state']}"
+                    + (f" - {job['error']}" if job["error"] else "")
+                )
+                print(json.dumps(data, indent=2))
+        gateway = config["GATEWAY"]["address"]
+        print(f"\nthe mesh answers on http://{gateway}/proxy/<service>-<method>, e.g.")
+        print(f"  curl 'http://{gateway}/proxy/jobgetdata-do?job_id={ids[0]}'")
+        if child is not None and not args.exit:
+            print("mesh running; Ctrl+C stops it")
+            child.wait()
+        return 1 if failed else 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            child.wait(30)
+
+
+def follow(cluster, ids):
+    """Print each job's progress whenever it changes, until every job has ended."""
+    shown = {}
+    while True:
+        jobs = [call(cluster, "job", "query", job_id=j) for j in ids]
+        for job in jobs:
+            line = progress_line(job, call(cluster, "jobgetdata", "do", job_id=job["job_id"]))
+            if shown.get(job["job_id"]) != line:
+                shown[job["job_id"]] = line
+                print(line)
+                sys.stdout.flush()
+        if all(job["state"] in FINAL for job in jobs):
+            return
+        time.sleep(0.5)
+
+
+def encode(data):
+    return base64.b64encode(data).decode()
