@@ -293,7 +293,7 @@ def launch_step(rt, job, step_id=None):
                 step.premethod, hook_context(job, root, workdir, step_id, publish)
             )
         except AdapterError as exc:
-            fail(rt, job, f"step {step_id}: pre hook {exc.problem}", step_id)
+            fail(rt, job, f"step {step_id}: pre {exc.problem}", step_id)
             raise MirrorError(
                 f"step {step_id} of job {job['job_id']} failed: {exc.problem}"
             ) from exc
@@ -355,7 +355,7 @@ def finish_step(rt, job, running, code, *, autorun=False):
                 step.postmethod, hook_context(job, root, workdir, step_id, running.publish)
             )
         except AdapterError as exc:
-            return fail(rt, job, f"step {step_id}: post hook {exc.problem}", step_id, code)
+            return fail(rt, job, f"step {step_id}: post {exc.problem}", step_id, code)
     changes = {
         "state": READY,
         "pid": None,
