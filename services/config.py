@@ -57,7 +57,15 @@ DEFAULTS = {
     },
     "DEBUG": {"autorun_job": False},
     "MONITOR": {"interval": 5},
-    "RECONCILER": {"interval": 10, "on_machine_lost": "requeue", "stalled_intervals": 6},
+    # A machine silent for ``lost_after`` seconds has its claimed jobs queued
+    # again or failed (``on_machine_lost``); a running job with no progress
+    # report for ``stalled_intervals`` monitor intervals is flagged in ruok.
+    "RECONCILER": {
+        "interval": 10,
+        "lost_after": 60,
+        "on_machine_lost": "requeue",
+        "stalled_intervals": 6,
+    },
     "RPC": {"timeout": 30, "retries": 5},
 }
 

@@ -5,10 +5,8 @@ from collections import defaultdict
 from datetime import timedelta
 
 from nameko.timer import timer
-from sqlalchemy import select
 
-from db.models import Machine
-from services.central.jobstore import FAILED
+from services.central.jobstore import ACTIVE, FAILED
 from services.dependencies import Database, JobQueues
 from services.rpcutil import MirrorError, mirror_rpc, to_int
 
@@ -63,18 +61,19 @@ class MachineService:
             self.queues.publish(rid, job_ids)
 
     def _recover_lost(self):
-        registry = self.db.machines
-        with registry.Session() as session:
-            lost = [m.rid for m in session.scalars(select(Machine)).all() if not registry.online(m)]
+        config = self.db.container.config["RECONCILER"]
+        lost = self.db.machines.silent_for(timedelta(seconds=float(config["lost_after"])))
         if not lost:
             return
-        action = self.db.container.config["RECONCILER"]["on_machine_lost"]
         for job_id in self.db.jobs.orphaned(lost):
             job = self.db.jobs.get(job_id)
             reason = f"resource machine {job['rid']} stopped sending heartbeats"
-            if action == "fail":
+            if config["on_machine_lost"] == "fail":
                 self.db.jobs.report(
-                    job_id, None, {"state": FAILED, "error": reason, "message": reason}
+                    job_id,
+                    None,
+                    {"state": FAILED, "error": reason, "message": reason},
+                    expect=list(ACTIVE),
                 )
                 log.warning("Job<%s> failed: %s", job_id, reason)
             elif self.db.jobs.requeue(job_id, f"{reason}; queued again"):

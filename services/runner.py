@@ -31,6 +31,7 @@ def parse_args(argv):
         "--autorun", action="store_true", help="run queued jobs alone (DEBUG.autorun_job)"
     )
     agent.add_argument("--slots", type=int, help="cores this machine offers (default AGENT.slots)")
+    agent.add_argument("--tags", help="comma-separated machine tags (default AGENT.tags)")
     sub.add_parser("gateway", help="the HTTP gateway (/proxy/<service>-<method>)")
     sub.add_parser("ftp", help="the file server (pyftpdlib, its own process)")
     up = sub.add_parser(
@@ -147,6 +148,8 @@ def cmd_agent(config, args):
         config["DEBUG"]["autorun_job"] = True
     if args.slots:
         config["AGENT"]["slots"] = args.slots
+    if args.tags is not None:
+        config["AGENT"]["tags"] = [t for t in args.tags.split(",") if t]
     check_broker(config)
     from services.agent.services import agent_services
 

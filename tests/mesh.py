@@ -68,11 +68,29 @@ def wait_for(predicate, timeout=30, interval=0.1, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
 
 
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def new_vhost(amqp_uri):
+    """A fresh vhost on the broker of ``amqp_uri``; returns its name and URI.
+
+    nameko names RPC queues ``rpc-<service>`` whatever the exchange, so two
+    meshes in one vhost would share queues: each mesh gets a vhost of its own.
+    """
+    parts = urllib.parse.urlsplit(amqp_uri)
+    name = f"mirror-mesh-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, parts.username or "guest", ".*", ".*", ".*")
+    return name, urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
 class Mesh:
-    """Config, processes and clients of one test mesh."""
+    """Config, processes and clients of one test mesh, on a vhost of its own."""
 
     def __init__(self, tmp, amqp_uri, db_url=None, **overrides):
         self.tmp = Path(tmp)
+        self.vhost, amqp_uri = new_vhost(amqp_uri)
         self.exchange = f"mirror_test_{uuid.uuid4().hex[:8]}"
         ftp_port = free_port()
         passive = free_port()
@@ -85,7 +103,7 @@ class Mesh:
             "GATEWAY": {"address": f"127.0.0.1:{free_port()}", "timeout": 20},
             "AGENT": {"slots": 4, "kill_grace": 2, "heartbeat": 0.5, "offline_after": 4},
             "MONITOR": {"interval": 1},
-            "RECONCILER": {"interval": 1},
+            "RECONCILER": {"interval": 1, "lost_after": 5},
             "RPC": {"timeout": 20},
         }
         for key, value in overrides.items():
@@ -143,14 +161,36 @@ class Mesh:
         wait_for(self._gateway_up, 30, what="gateway")
         return self
 
-    def start_agent(self, rid=1, autorun=False, slots=None):
+    def start_agent(
+        self, rid=1, autorun=False, slots=None, tags=None, env=None, amqp_uri=None, wait=True
+    ):
+        """Start the agent of machine ``rid``; ``amqp_uri`` gives it a broker of its own."""
         args = ["agent", "--rid", str(rid)] + (["--autorun"] if autorun else [])
         if slots:
             args += ["--slots", str(slots)]
-        self.start(f"agent{rid}", *args)
+        if tags is not None:
+            args += ["--tags", ",".join(tags)]
+        config_path = self.config_path
+        if amqp_uri:
+            config_path = self.tmp / f"agent{rid}.yaml"
+            config_path.write_text(yaml.safe_dump({**self.config, "AMQP_URI": amqp_uri}))
+        name = f"agent{rid}"
+        log = open(self.tmp / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "services.runner", "--config", str(config_path), *args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_online(rid)
+
+    def wait_online(self, rid, timeout=60):
         wait_for(
-            lambda: self.machine(rid) and self.machine(rid)["online"],
-            60,
+            lambda: self.check_alive() or (self.machine(rid) or {}).get("online"),
+            timeout,
             what=f"agent {rid} online",
         )
 
@@ -169,8 +209,12 @@ class Mesh:
         if self._proxy is not None:
             self._proxy.stop()
             self._proxy = None
-        for name in list(self.procs):
+        # Agents first: they would otherwise retry reports against a stopped central.
+        for name in sorted(self.procs, key=lambda n: not n.startswith("agent")):
             self.stop(name)
+        if self.vhost:
+            rabbitmqctl("delete_vhost", self.vhost)
+            self.vhost = None
 
     # -- clients --------------------------------------------------------------
     @property

@@ -55,6 +55,34 @@ def alive(pid, started):
         return False
 
 
+def find_step(job_id, step):
+    """``(pid, start time)`` of a job's step process found by its environment, or None.
+
+    For a step whose pid never reached the central record (the agent died
+    right after starting it); the wrapper shell is the oldest such process.
+    """
+    found = []
+    for proc in psutil.process_iter(["create_time"]):
+        try:
+            env = proc.environ()
+        except psutil.Error:
+            continue
+        if env.get("MIRROR_JOB_ID") == str(job_id) and env.get("MIRROR_STEP") == step:
+            found.append((proc.info["create_time"], proc.pid))
+    if not found:
+        return None
+    started, pid = min(found)
+    return pid, started
+
+
+def token_of(pid):
+    """The ``MIRROR_RUN_TOKEN`` a step process carries in its environment."""
+    try:
+        return psutil.Process(pid).environ().get("MIRROR_RUN_TOKEN")
+    except psutil.Error:
+        return None
+
+
 def tree(pid, started, token=None):
     """Every live process of a job: the leader, its descendants, its session, its token."""
     found = {}
@@ -128,13 +156,20 @@ class Reaper:
         self._wake = eventlet.event.Event()
         self._thread = eventlet.spawn(self._loop)
 
-    def wait(self, pid, timeout=None):
+    def wait(self, pid, timeout=None, started=None):
         """``(True, exit code)`` once ``pid`` ended, ``(False, None)`` on timeout.
 
         The code is None for a process that is not our child (an agent started
-        again after a crash sees its jobs' processes re-parented).
+        again after a crash sees its jobs' processes re-parented); such a
+        process counts as ended once no process with that pid and ``started``
+        start time is left, so a reused pid is never taken for it.
         """
-        event = self._waiters.setdefault(pid, eventlet.event.Event())
+        if not pid:
+            return True, None
+        entry = self._waiters.get(pid)
+        if entry is None:
+            entry = self._waiters[pid] = (eventlet.event.Event(), started)
+        event = entry[0]
         if not self._wake.ready():
             self._wake.send()
         try:
@@ -147,17 +182,16 @@ class Reaper:
 
     def _loop(self):
         while True:
-            pending = [(pid, ev) for pid, ev in self._waiters.items() if not ev.ready()]
+            pending = [(pid, e) for pid, e in self._waiters.items() if not e[0].ready()]
             if not pending:
                 self._wake = eventlet.event.Event()
                 self._wake.wait()
                 continue
-            for pid, event in pending:
+            for pid, (event, started) in pending:
                 try:
                     done, status = os.waitpid(pid, os.WNOHANG)
                 except ChildProcessError:
-                    # Not our child (an agent started again): poll its existence instead.
-                    if not psutil.pid_exists(pid) or _zombie(pid):
+                    if not alive(pid, started):
                         event.send(None)
                     continue
                 if done:
@@ -166,10 +200,3 @@ class Reaper:
 
     def stop(self):
         self._thread.kill()
-
-
-def _zombie(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return True

@@ -63,6 +63,8 @@ class AgentRuntime:
         self.active = {}
         self.started_at = time.time()
         self._beat_sent = False
+        self.recovered = False
+        self.recovering = False
         self._threads = set()
 
     def close(self):
@@ -100,7 +102,7 @@ class AgentRuntime:
             wait = self.interval
             if deadline is not None:
                 wait = max(0.0, min(wait, deadline - time.time()))
-            ended, code = self.reaper.wait(running.pid, timeout=wait)
+            ended, code = self.reaper.wait(running.pid, timeout=wait, started=running.started)
             if ended:
                 break
             if running.killed:
@@ -176,12 +178,21 @@ class AgentRuntime:
             self.active.pop(job_id, None)
             self.schedule()
 
-    def run_pipeline(self, job):
-        """Every stage of a claimed job, in order, with no calls from outside."""
+    def run_pipeline(self, job, running=None):
+        """Every stage of a claimed job, in order, with no calls from outside.
+
+        It also resumes a job met again after a restart: built stages are
+        skipped, a step still running (``running``) is watched to its end.
+        """
         job_id = job["job_id"]
         try:
-            stages.build_directory(self, job)
-            stages.build_files(self, job)
+            if running is not None:
+                self.watch(job, running, autorun=True)
+                if running.killed or job["state"] != stages.READY:
+                    return
+            if job["state"] == stages.PREPARING:
+                stages.build_directory(self, job)
+                stages.build_files(self, job)
             while any(s["state"] != "DONE" for s in job["steps"]):
                 running = stages.launch_step(self, job)
                 self.watch(job, running, autorun=True)
@@ -196,6 +207,52 @@ class AgentRuntime:
             stages.fail(self, job, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             self.published.pop(job_id, None)
+
+    def _resume(self, job, running):
+        try:
+            self.run_pipeline(job, running)
+        finally:
+            self.active.pop(job["job_id"], None)
+            self.schedule()
+
+    def recover_jobs(self):
+        """Find this machine's unfinished jobs again after a (re)start (SPEC section 10)."""
+        mine = self.central.call(
+            "job", "list", state="PREPARING,READY,RUNNING", rid=self.rid, limit=100000
+        )
+        for summary in mine:
+            job_id = summary["job_id"]
+            if job_id in self.active or job_id in self.running:
+                continue
+            try:
+                self._recover_one(stages.fetch(self, job_id))
+            except MirrorError as exc:
+                log.warning("Job<%s> could not be recovered: %s", job_id, exc)
+
+    def _recover_one(self, job):
+        running = None
+        if job["state"] == stages.RUNNING:
+            running = stages.reattach(self, job)
+            if running is None:
+                return
+        if self.autorun:
+            self.active[job["job_id"]] = job["ncpus"]
+            self.spawn(self._resume, job, running)
+        elif running is not None:
+            self.watch_in_background(job, running)
+
+    def start(self):
+        """Pick up where an earlier agent process of this machine left off."""
+        try:
+            self.recover_jobs()
+            if self.autorun:
+                self.catch_up()
+            self.recovered = True
+        except MirrorError as exc:
+            # Tried again at the next heartbeat.
+            log.warning("Machine<%s> start-up recovery failed: %s", self.rid, exc)
+        finally:
+            self.recovering = False
 
     def catch_up(self):
         """Enqueue the jobs already queued for this machine (messages taken before a restart)."""

@@ -125,6 +125,11 @@ class JobAgent:
             self.rt.heartbeat()
         except MirrorError as exc:
             log.warning("Machine<%s> heartbeat failed: %s", self.rt.rid, exc)
+            return
+        if not self.rt.recovered and not self.rt.recovering:
+            # Registered: now find the jobs an earlier process left running.
+            self.rt.recovering = True
+            self.rt.spawn(self.rt.start)
 
     def take(self, body):
         # Claim, ack, run: the runtime claims later, so this delivery is acked at once.

@@ -42,7 +42,7 @@ class Running:
 
     job_id: int
     step: str
-    pid: int
+    pid: int | None
     started: float | None
     token: str
     start_time: str
@@ -329,6 +329,38 @@ def launch_step(rt, job, step_id=None):
     return running
 
 
+def reattach(rt, job):
+    """The Running of a step an earlier agent process started, or None if it is settled here.
+
+    A live process must be the same one (pid and start time); a process gone
+    while nobody watched is judged by the exit code its wrapper left behind.
+    """
+    step, root = job["step"], job_dir(rt, job)
+    exit_file = str(root / ".mirror" / "logs" / f"{step}.exit")
+    pid, started = job.get("pid"), job.get("pid_start")
+    if not pid:
+        pid, started = processes.find_step(job["job_id"], step) or (None, None)
+    token = None
+    if processes.alive(pid, started):
+        token = processes.token_of(pid)
+    else:
+        pid = None
+    running = Running(
+        job_id=job["job_id"],
+        step=step,
+        pid=pid,
+        started=started,
+        token=token,
+        start_time=utcnow(),
+        job_dir=str(root),
+        exit_file=exit_file,
+        publish=rt.published.setdefault(job["job_id"], {}),
+    )
+    rt.track(running)
+    log.info("Job<%s> step %s found again (pid %s)", job["job_id"], step, job.get("pid"))
+    return running
+
+
 def finish_step(rt, job, running, code, *, autorun=False):
     """Record how a step ended: post hook, step state, then READY or FAILED."""
     step_id = running.step
@@ -339,7 +371,11 @@ def finish_step(rt, job, running, code, *, autorun=False):
         code = read_exit_file(running.exit_file)
     if code is None:
         return fail(
-            rt, job, f"step {step_id}: process {running.pid} vanished without an exit code", step_id
+            rt,
+            job,
+            f"step {step_id}: process {running.pid} vanished without an exit code "
+            "(the agent was restarted while it ran)",
+            step_id,
         )
     if code != 0:
         return fail(

@@ -6,6 +6,7 @@ import logging
 from sqlalchemy import select
 
 from db.models import CalcPackage, Project, ProjectFile
+from services.central.retry import retry_disconnects
 from services.rpcutil import MirrorError, package_missing, project_missing
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def package_path(c_id):
     return f"/packages/{c_id}/package.zip"
 
 
+@retry_disconnects
 class Catalog:
     """Storage of projects, project files and calculation packages."""
 

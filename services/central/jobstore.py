@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, select, update
 
 from db.models import Job, JobEvent, JobStep
+from services.central.retry import retry_disconnects
 from services.rpcutil import MirrorError, job_missing
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def record(job):
     return out
 
 
+@retry_disconnects
 class JobStore:
     """All reads and writes of jobs, their steps and their events."""
 

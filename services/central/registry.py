@@ -7,11 +7,13 @@ from sqlalchemy import select
 
 from db.models import Job, Machine
 from services.central.jobstore import ACTIVE, QUEUED, iso, now
+from services.central.retry import retry_disconnects
 from services.rpcutil import MirrorError
 
 log = logging.getLogger(__name__)
 
 
+@retry_disconnects
 class Registry:
     """Storage of resource machines and the placement rule of SPEC section 9."""
 
@@ -114,6 +116,12 @@ class Registry:
             out.append(rid)
             queued[rid] += 1
         return out
+
+    def silent_for(self, period):
+        """Rids of machines whose last heartbeat is older than ``period``."""
+        cutoff = now() - period
+        with self.Session() as session:
+            return list(session.scalars(select(Machine.rid).where(Machine.last_heartbeat < cutoff)))
 
     def unplaced(self, limit=1000):
         with self.Session() as session:

@@ -9,6 +9,7 @@ import time
 import psutil
 import pytest
 import sqlalchemy as sa
+import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from adapters.bundled import package_zip, project_files
@@ -39,7 +40,7 @@ def test_mirror_up_serves_rpc_and_http_into_the_database(tmp_path, amqp_uri):
     try:
         wait_for(lambda: mesh._gateway_up(), 60, what="gateway of mirror up")
         # A stock proxy with only the seed's two settings.
-        config = {"AMQP_URI": amqp_uri, "rpc_exchange": mesh.exchange}
+        config = {"AMQP_URI": mesh.config["AMQP_URI"], "rpc_exchange": mesh.exchange}
         with ClusterRpcProxy(config, timeout=10) as proxy:
             code, p_rpc = wait_for(
                 lambda: proxy.project.new(name="from-rpc"), 60, what="project.new"
@@ -67,7 +68,10 @@ def test_mirror_up_serves_rpc_and_http_into_the_database(tmp_path, amqp_uri):
 @pytest.mark.parametrize("command", [["up"], ["central"], ["agent", "--rid", "3"], ["gateway"]])
 def test_broker_down_is_one_clear_line(tmp_path, command):
     port = free_port()
-    mesh = Mesh(tmp_path, f"amqp://guest:secret@127.0.0.1:{port}/")
+    mesh = Mesh(tmp_path, "amqp://guest:guest@127.0.0.1:5672/")
+    mesh.close()
+    mesh.config["AMQP_URI"] = f"amqp://guest:secret@127.0.0.1:{port}/"
+    mesh.config_path.write_text(yaml.safe_dump(mesh.config))
     started = time.monotonic()
     done = subprocess.run(
         mesh.command(*command), cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -1,0 +1,44 @@
+"""Retry a storage call once the database dropped its connection (a PostgreSQL restart)."""
+
+import functools
+import logging
+
+import eventlet
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+
+
+def disconnected(exc):
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def on_disconnect(fn, tries=4, delay=0.5):
+    """Run ``fn`` again, on a fresh connection, when its connection was lost.
+
+    The pool drops a connection that raised a disconnect error, so the next
+    try checks out a new one; a transaction that died with its connection
+    was rolled back by the server, so running it again is safe.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for attempt in range(1, tries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except DBAPIError as exc:
+                if not disconnected(exc) or attempt == tries:
+                    raise
+                log.warning("database connection lost in %s; try %d", fn.__qualname__, attempt + 1)
+                eventlet.sleep(delay * attempt)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def retry_disconnects(cls):
+    """Class decorator: every public method retries on a lost database connection."""
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, on_disconnect(member))
+    return cls
