@@ -1,6 +1,6 @@
 """B3: ``GET /proxy/job-getrid`` through the gateway vs direct ``ClusterRpcProxy`` calls.
 
-16 concurrent clients each way, same run, ~5 s each: ``PROCS`` load generator
+16 concurrent clients each way, same run, ``ROUNDS`` interleaved runs of ~5 s each: ``PROCS`` load generator
 processes (``tests.bench.load``) of ``CLIENTS / PROCS`` OS threads, each
 thread with its own keep-alive HTTP connection or its own proxy. Value: the
 ratio gateway calls/s over direct calls/s.
@@ -17,6 +17,8 @@ from tests.mesh import ROOT
 CLIENTS = 16
 PROCS = 4
 DURATION = 5.0
+# Runs of each kind, interleaved; the figures are their totals.
+ROUNDS = 2
 TARGET_RATIO = 0.8
 UNIT = "ratio"
 TARGET = f">= {TARGET_RATIO}"
@@ -26,7 +28,7 @@ RID = 98
 
 
 def load(ctx, mode, extra, expect):
-    """Run the load generators of ``mode``; return their merged figures."""
+    """Run the load generators of ``mode`` once; return their outputs."""
     threads = [CLIENTS // PROCS + (1 if i < CLIENTS % PROCS else 0) for i in range(PROCS)]
     procs = []
     for count in threads:
@@ -51,10 +53,17 @@ def load(ctx, mode, extra, expect):
         if not line:
             raise RuntimeError(f"{mode} load generator gave no figures (exit {proc.returncode})")
         outs.append(json.loads(line))
+    return outs
+
+
+def merge(runs):
+    """Totals of several runs, each a list of load generator outputs."""
+    outs = [o for run in runs for o in run]
     latencies = [x for o in outs for x in o["latencies_ms"]]
     calls = sum(o["calls"] for o in outs)
     return {
-        "rate": calls / DURATION,
+        "rate": round(calls / (DURATION * len(runs)), 1),
+        "rate_per_run": [round(sum(o["calls"] for o in run) / DURATION, 1) for run in runs],
         "calls": calls,
         "errors": sum(o["errors"] for o in outs),
         "messages": [m for o in outs for m in o["messages"]][:3],
@@ -73,18 +82,24 @@ def run(ctx):
     status, answer = mesh.http("/proxy/job-getrid", {"job_id": job_id})
     assert (status, answer) == (200, expect), f"gateway answered {status} {answer!r}"
 
-    log(f"B3: direct RPC, {CLIENTS} clients for {DURATION:g}s")
     rpc_args = ["--amqp", mesh.config["AMQP_URI"], "--exchange", mesh.exchange]
-    direct = load(ctx, "rpc", [*rpc_args, "--job-id", str(job_id)], expect)
-    ctx.check()
-    time.sleep(0.5)
-    log(f"B3: gateway, {CLIENTS} clients for {DURATION:g}s")
+    rpc_args += ["--job-id", str(job_id)]
     url = f"{mesh.base_url}/proxy/job-getrid?job_id={job_id}"
-    gateway = load(ctx, "http", ["--url", url], expect)
+    runs = {"direct": [], "gateway": []}
+    # Interleaved (direct, gateway, gateway, direct): neither side always goes first.
+    order = ["direct", "gateway"]
+    for n in range(ROUNDS):
+        for kind in order if n % 2 == 0 else order[::-1]:
+            ctx.check()
+            log(f"B3: round {n + 1}, {kind}, {CLIENTS} clients for {DURATION:g}s")
+            if kind == "direct":
+                runs[kind].append(load(ctx, "rpc", rpc_args, expect))
+            else:
+                runs[kind].append(load(ctx, "http", ["--url", url], expect))
+            time.sleep(0.5)
+    direct, gateway = merge(runs["direct"]), merge(runs["gateway"])
     ratio = gateway["rate"] / direct["rate"] if direct["rate"] else 0.0
     log(f"B3: gateway {gateway['rate']:.0f}/s, direct {direct['rate']:.0f}/s, ratio {ratio:.2f}")
-    for figures in (direct, gateway):
-        figures["rate"] = round(figures["rate"], 1)
     return {
         "value": round(ratio, 3),
         "unit": UNIT,
@@ -97,6 +112,7 @@ def run(ctx):
             "clients": CLIENTS,
             "processes": PROCS,
             "duration_s": DURATION,
+            "rounds": ROUNDS,
             "gateway": gateway,
             "direct": direct,
         },

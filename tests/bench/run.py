@@ -10,6 +10,7 @@ Ctrl+C and SIGTERM included.
 import argparse
 import importlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -85,6 +86,8 @@ def run_one(ctx, bench_id):
             box["trace"] = traceback.format_exc()
 
     log(f"{bench_id}: start (time limit {limit:.0f}s)")
+    # Other work on the machine skews every figure: keep the load beside them.
+    load_before = round(os.getloadavg()[0], 2)
     started = time.monotonic()
     thread = threading.Thread(target=target, name=bench_id, daemon=True)
     thread.start()
@@ -112,6 +115,7 @@ def run_one(ctx, bench_id):
         return failed(module, bench_id, f"{type(exc).__name__}: {exc}"[:2000], elapsed)
     result = box["result"]
     result.setdefault("detail", {})["elapsed_s"] = round(elapsed, 1)
+    result["detail"]["loadavg_1m_before"] = load_before
     log(f"{bench_id}: done in {elapsed:.1f}s")
     return result
 
@@ -137,8 +141,11 @@ def _interrupt(signum, frame):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    # py-amqp warns on stderr about late confirms of closed channels; noise here.
+    logging.getLogger("amqp").setLevel(logging.ERROR)
+    # SIGINT too: a shell starting the run in the background would leave it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     tmp = tempfile.mkdtemp(prefix="mirror-bench-")
     ctx = Context(args, tmp)
     log(
