@@ -55,6 +55,8 @@ class Machine(Base):
     running: Mapped[int] = mapped_column(Integer, default=0)
     used_cores: Mapped[int] = mapped_column(Integer, default=0)
     autorun: Mapped[bool] = mapped_column(default=False)
+    # Directories under which submitted scripts may set their working directory and output.
+    roots: Mapped[list] = mapped_column(default=list)
     started_at: Mapped[datetime | None]
     last_heartbeat: Mapped[datetime | None]
 
@@ -122,6 +124,15 @@ class Job(Base):
     ncpus: Mapped[int] = mapped_column(Integer, default=1)
     time_limit: Mapped[float | None] = mapped_column(Float)
     tags: Mapped[list] = mapped_column(default=list)
+    # Set by script submissions (REST, client): a name, an idempotency key,
+    # free metadata, and how the process runs.
+    name: Mapped[str] = mapped_column(String(200), default="")
+    submission_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    meta: Mapped[dict] = mapped_column(default=dict)
+    environment: Mapped[dict] = mapped_column(default=dict)
+    workdir: Mapped[str | None] = mapped_column(Text)
+    stdout_path: Mapped[str | None] = mapped_column(Text)
+    stderr_path: Mapped[str | None] = mapped_column(Text)
     rid: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(20), default="QUEUED")
     step: Mapped[str | None] = mapped_column(String(200))

@@ -143,7 +143,7 @@ def rpc_error(exc, service, method, timeout):
 
 
 def call(services, service, method, kwargs, timeout):
-    """``service.method(**kwargs)`` through :class:`gateway.rpc.Services`, errors mapped."""
+    """``service.method(**kwargs)`` through :class:`services.cluster.Services`, errors mapped."""
     try:
         return services.call(service, method, kwargs, timeout)
     except Exception as exc:

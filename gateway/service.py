@@ -3,8 +3,9 @@
 from nameko.constants import WEB_SERVER_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
+from services.cluster import DynamicRpc
+
 from .proxy import handle_proxy, no_route
-from .rpc import DynamicRpc
 from .settings import check_address, read_settings
 from .web import http
 

@@ -50,6 +50,9 @@ DEFAULTS = {
         "work_root": "",
         "slots": 0,
         "tags": [],
+        # Directories where submitted scripts may run and write their output
+        # (besides the work root), e.g. ["/home", "/data"].
+        "allowed_roots": [],
         "kill_grace": 5,
         # Seconds between heartbeats; a machine missing ``offline_after`` beats is offline.
         "heartbeat": 2,

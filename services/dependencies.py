@@ -42,6 +42,7 @@ class Database(DependencyProvider):
         from services.central.catalog import Catalog
         from services.central.jobstore import JobStore
         from services.central.registry import Registry
+        from services.central.submissions import Submissions
 
         config = self.container.config
         self.engine = make_engine(config["DB_URL"])
@@ -50,6 +51,7 @@ class Database(DependencyProvider):
         self.catalog = Catalog(Session, self.files)
         self.jobs = JobStore(Session)
         self.machines = Registry(Session, self.jobs, config["AGENT"])
+        self.submissions = Submissions(self.catalog)
 
     def stop(self):
         self.files.close()

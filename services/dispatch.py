@@ -5,8 +5,16 @@ from collections import defaultdict
 
 from adapters.adapter import parse_adapter
 from adapters.params import parse_params
+from services.central.submissions import (
+    check_against_roots,
+    check_environment,
+    check_minutes,
+    check_path,
+    check_positive_int,
+    script_state,
+)
 from services.dependencies import Database, JobQueues
-from services.rpcutil import mirror_rpc, to_int
+from services.rpcutil import MirrorError, mirror_rpc, to_int
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +43,73 @@ class JobDispatchService:
             ncpus = max(int(s.params.get("NCPUS", 1)) for s in states)
             placements = self.db.machines.choose(len(states), ncpus, tags)
         ids = self.db.jobs.create(p_id, c_id, para_name, states, adapter.step_ids, placements, tags)
+        self._publish(ids, states, placements)
+        log.info("Project<%s> dispatched with CalcPackage<%s>: %d job(s)", p_id, c_id, len(ids))
+        return ids
+
+    @mirror_rpc
+    def submit(
+        self,
+        script,
+        name="",
+        ncpus=1,
+        time_limit=None,
+        environment=None,
+        cwd=None,
+        stdout=None,
+        stderr=None,
+        rid=None,
+        tags=None,
+        preferred=None,
+        metadata=None,
+        submission_id=None,
+    ):
+        """Run ``script`` as a one-step job; answer its job id (the same for a repeated ``submission_id``)."""
+        if submission_id is not None:
+            existing = self.db.jobs.by_submission(str(submission_id))
+            if existing is not None:
+                return existing
+        ncpus = check_positive_int(ncpus, "ncpus")
+        state = script_state(script, ncpus, check_minutes(time_limit))
+        environment = check_environment(environment)
+        cwd, stdout, stderr = (
+            check_path(v, n) for v, n in ((cwd, "cwd"), (stdout, "stdout"), (stderr, "stderr"))
+        )
+        if metadata is not None and not isinstance(metadata, dict):
+            raise MirrorError("metadata must be an object")
+        rid = to_int(rid, "rid", optional=True)
+        tags = [t for t in (tags.split(",") if isinstance(tags, str) else tags or []) if t]
+        if rid is None and preferred:
+            machine = self.db.machines.by_name(str(preferred))
+            if machine is not None and machine["slots"] - machine["used_cores"] >= ncpus:
+                rid = machine["rid"]
+        if rid is None:
+            (rid,) = self.db.machines.choose(1, ncpus, tags)
+        if rid is not None:
+            check_against_roots(cwd, stdout, stderr, self.db.machines.roots_of(rid), rid)
+        else:
+            check_against_roots(cwd, stdout, stderr, None, None)
+        p_id, c_id, adapter = self.db.submissions.ids()
+        extra = {
+            "name": str(name or "")[:200],
+            "submission_id": None if submission_id is None else str(submission_id),
+            "meta": metadata or {},
+            "environment": environment,
+            "workdir": cwd,
+            "stdout_path": stdout,
+            "stderr_path": stderr,
+        }
+        (job_id,) = self.db.jobs.create(
+            p_id, c_id, "", [state], adapter.step_ids, [rid], tags, extra=extra
+        )
+        self._publish([job_id], [state], [rid])
+        log.info("Job<%s> submitted as a script%s", job_id, f" ({name})" if name else "")
+        return job_id
+
+    def _publish(self, ids, states, placements):
         by_machine = defaultdict(list)
         for job_id, state, machine in zip(ids, states, placements, strict=True):
             if machine is not None:
                 by_machine[machine].append((job_id, int(state.params.get("NCPUS", 1))))
-        for machine, job_ids in by_machine.items():
-            self.queues.publish(machine, job_ids)
-        log.info("Project<%s> dispatched with CalcPackage<%s>: %d job(s)", p_id, c_id, len(ids))
-        return ids
+        for machine, jobs in by_machine.items():
+            self.queues.publish(machine, jobs)

@@ -1,14 +1,23 @@
 """The ``job`` service: job records for users, and claims and reports for agents."""
 
+import logging
+
+from nameko.exceptions import RpcTimeout, UnknownService
+
 from services.central.catalog import package_path
+from services.central.jobstore import FINAL, QUEUED
+from services.cluster import DynamicRpc
 from services.dependencies import Database
-from services.rpcutil import mirror_rpc, to_int
+from services.rpcutil import MirrorError, mirror_rpc, service_name, to_int
+
+log = logging.getLogger(__name__)
 
 
 class JobService:
     name = "job"
 
     db = Database()
+    services = DynamicRpc()
 
     # -- for users ---------------------------------------------------------
     @mirror_rpc
@@ -31,6 +40,33 @@ class JobService:
             p_id=to_int(p_id, "p_id", optional=True),
             limit=to_int(limit, "limit"),
         )
+
+    @mirror_rpc
+    def cancel(self, job_id, reason="cancelled by user"):
+        """Stop a job in any unfinished state: queued ones here, others on their machine."""
+        job_id = to_int(job_id, "job_id")
+        job = self.db.jobs.get(job_id)
+        if job["state"] in FINAL:
+            raise MirrorError(f"job not running , jobid : {job_id}")
+        if job["state"] == QUEUED and self.db.jobs.cancel_queued(job_id, reason):
+            return []
+        kill = service_name("jobkill", job["rid"])
+        timeout = float(self.db.container.config["RPC"]["timeout"])
+        try:
+            code, value = self.services.call(kill, "do", {"job_id": job_id}, timeout)
+        except (UnknownService, RpcTimeout) as exc:
+            # The machine is gone: the job can no longer be reached, record it stopped.
+            reason = (
+                f"{reason}; resource machine {job['rid']} did not answer ({type(exc).__name__})"
+            )
+            self.db.jobs.report(
+                job_id, None, {"state": "KILLED", "error": reason, "message": reason}
+            )
+            log.warning("Job<%s> marked killed without its machine: %s", job_id, reason)
+            return []
+        if code != 0:
+            raise MirrorError(value)
+        return []
 
     # -- for agents --------------------------------------------------------
     @mirror_rpc

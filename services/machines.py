@@ -33,9 +33,9 @@ class MachineService:
         return self.db.machines.ruok(to_int(rid, "rid"), stalled_after)
 
     @mirror_rpc
-    def heartbeat(self, rid, name, slots, tags=(), autorun=False, started=False):
+    def heartbeat(self, rid, name, slots, tags=(), autorun=False, started=False, roots=()):
         self.db.machines.heartbeat(
-            to_int(rid, "rid"), name, to_int(slots, "slots"), tags, autorun, started
+            to_int(rid, "rid"), name, to_int(slots, "slots"), tags, autorun, started, roots
         )
         return []
 

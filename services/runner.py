@@ -46,6 +46,9 @@ def parse_args(argv):
         "--exit", action="store_true", help="stop the mesh it started once the sweep ends"
     )
     sub.add_parser("migrate", help="bring the database schema up to date")
+    from services.cli import add_commands
+
+    add_commands(sub)
     return parser.parse_args(argv)
 
 
@@ -261,7 +264,8 @@ def main(argv=None):
         config = load_config(args.config)
     except ConfigError as exc:
         fail(str(exc))
-    handler = globals()[f"cmd_{args.command}"]
+    # The user commands (services/cli.py) carry their own handler.
+    handler = getattr(args, "handler", None) or globals()[f"cmd_{args.command}"]
     try:
         handler(config, args)
     except KeyboardInterrupt:

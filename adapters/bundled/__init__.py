@@ -1,4 +1,4 @@
-"""The calculation packages and projects that ship with Mirror (``demo``, ``trivial``).
+"""The calculation packages and projects that ship with Mirror (``demo``, ``script``, ``trivial``).
 
 Each lives in ``adapters/bundled/<name>/`` as plain files: ``package/`` is what
 goes into the package zip, ``project/`` the project's input files.

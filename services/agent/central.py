@@ -60,10 +60,11 @@ class CentralClient:
         except Exception:  # noqa: BLE001 - the connection is already broken
             log.debug("closing a broken RPC proxy failed", exc_info=True)
 
-    def _call(self, service, method, kwargs):
+    def _call(self, service, method, kwargs, retries=None):
         """Return ``(code, value, tries)``, retrying transient failures with backoff."""
         delay = 0.2
-        for attempt in range(1, self.retries + 2):
+        retries = self.retries if retries is None else retries
+        for attempt in range(1, retries + 2):
             entry = None
             try:
                 entry = self._take()
@@ -71,7 +72,7 @@ class CentralClient:
             except TRANSIENT as exc:
                 if entry is not None:
                     self._discard(entry)
-                if attempt > self.retries:
+                if attempt > retries:
                     raise CentralUnavailable(
                         f"central service {service}.{method} unreachable after {attempt} tries: {exc!r}"
                     ) from exc
@@ -89,9 +90,9 @@ class CentralClient:
             return code, value, attempt
         raise AssertionError("unreachable")
 
-    def call(self, service, method, **kwargs):
+    def call(self, service, method, *, retries=None, **kwargs):
         """Call ``service.method(**kwargs)``; return its value or raise MirrorError."""
-        code, value, _ = self._call(service, method, kwargs)
+        code, value, _ = self._call(service, method, kwargs, retries)
         if code != 0:
             raise MirrorError(value)
         return value

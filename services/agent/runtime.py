@@ -5,6 +5,7 @@ import threading
 import time
 from collections import deque
 from datetime import datetime
+from pathlib import Path
 
 import eventlet
 
@@ -49,11 +50,20 @@ class AgentRuntime:
         self.name = agent["name"]
         self.slots = int(agent["slots"])
         self.tags = list(agent.get("tags") or [])
+        self.roots = [
+            str(Path(r).resolve())
+            for r in [agent["work_root"], *(agent.get("allowed_roots") or [])]
+        ]
         self.kill_grace = float(agent.get("kill_grace", 5))
         self.autorun = bool(config["DEBUG"]["autorun_job"])
         self.interval = float(config["MONITOR"]["interval"])
         self.refs = 0
         self.central = CentralClient(config)
+        # Heartbeats get a line of their own with a short timeout and no retries:
+        # the next beat is the retry, and a beat stuck retrying would hold up a
+        # clean shutdown.
+        beat = float(agent["heartbeat"])
+        self.beats = CentralClient(config, size=1, timeout=max(3 * beat, 5.0), retries=0)
         self.files = FileStore(config["FTP"])
         self.workspace = Workspace(agent["work_root"], self.files)
         self.reaper = processes.Reaper()
@@ -73,6 +83,7 @@ class AgentRuntime:
             thread.kill()
         self.reaper.stop()
         self.central.close()
+        self.beats.close()
         self.files.close()
 
     def spawn(self, fn, *args):
@@ -263,7 +274,7 @@ class AgentRuntime:
 
     # -- heartbeat -------------------------------------------------------------------
     def heartbeat(self):
-        self.central.call(
+        self.beats.call(
             "machine",
             "heartbeat",
             rid=self.rid,
@@ -272,5 +283,6 @@ class AgentRuntime:
             tags=self.tags,
             autorun=self.autorun,
             started=not self._beat_sent,
+            roots=self.roots,
         )
         self._beat_sent = True

@@ -136,6 +136,19 @@ class JobAgent:
         self.rt.enqueue(int(body["job_id"]), body.get("ncpus", 1))
 
     @mirror_rpc
+    def logs(self, job_id, step=None, offset_out=0, offset_err=0, max_bytes=65536):
+        """A step's stdout and stderr from byte offsets, so that a follower can poll."""
+        job = stages.fetch(self.rt, to_int(job_id, "job_id"))
+        return stages.read_logs(
+            self.rt,
+            job,
+            step,
+            to_int(offset_out, "offset_out"),
+            to_int(offset_err, "offset_err"),
+            min(to_int(max_bytes, "max_bytes"), 1024 * 1024),
+        )
+
+    @mirror_rpc
     def status(self):
         rt = self.rt
         return {

@@ -49,6 +49,7 @@ class Running:
     job_dir: str
     killed: bool = False
     exit_file: str = ""
+    stderr: str = ""
     publish: dict = field(default_factory=dict)
 
 
@@ -234,10 +235,41 @@ def step_env(rt, job, root, workdir, step, token, exit_file):
     return env
 
 
-def log_paths(root, step):
+def log_paths(rt, job, root, step, workdir):
+    """Where a step's stdout and stderr go: the job's own paths if set, else .mirror/logs."""
     logs = root / ".mirror" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    return logs / f"{step}.stdout", logs / f"{step}.stderr"
+    out = [logs / f"{step}.stdout", logs / f"{step}.stderr"]
+    for i, key in enumerate(("stdout_path", "stderr_path")):
+        if job.get(key):
+            out[i] = allowed_path(rt, job, job[key].replace("%j", str(job["job_id"])), workdir, key)
+            out[i].parent.mkdir(parents=True, exist_ok=True)
+    return tuple(out)
+
+
+def allowed_path(rt, job, value, base, what):
+    """``value`` (relative to ``base``) if it lies inside the machine's allowed roots."""
+    path = Path(os.path.normpath(Path(base) / value))
+    real = Path(os.path.realpath(path))
+    for root in rt.roots:
+        if real == Path(root) or Path(root) in real.parents:
+            return path
+    raise MirrorError(
+        f"job {job['job_id']}: {what} {value!r} is outside the allowed roots of resource machine "
+        f"{rt.rid}: {', '.join(rt.roots)}"
+    )
+
+
+def step_cwd(rt, job, step, root):
+    """The step's working directory: the job's own (a submitted script's), else its workpath."""
+    if job.get("workdir"):
+        cwd = allowed_path(rt, job, job["workdir"], root, "working directory")
+        if not cwd.is_dir():
+            raise MirrorError(
+                f"job {job['job_id']}: working directory {job['workdir']!r} does not exist"
+            )
+        return cwd
+    return step_workdir(step, job["params"], root, ADAPTER)
 
 
 def hook_context(job, root, workdir, step, publish):
@@ -264,7 +296,11 @@ def launch_step(rt, job, step_id=None):
     adapter = rt.workspace.adapter(job["package"])
     step = adapter.step(step_id)
     params = job["params"]
-    workdir = step_workdir(step, params, root, ADAPTER)
+    try:
+        workdir = step_cwd(rt, job, step, root)
+    except MirrorError as exc:
+        fail(rt, job, str(exc))
+        raise
     argv = build_argv(step, params, where_of(ADAPTER, step.line, "attribute value"))
     publish = rt.published.setdefault(job["job_id"], {})
     started = utcnow()
@@ -299,7 +335,11 @@ def launch_step(rt, job, step_id=None):
             ) from exc
     token = uuid.uuid4().hex
     exit_file = str(root / ".mirror" / "logs" / f"{step_id}.exit")
-    stdout, stderr = log_paths(root, step_id)
+    try:
+        stdout, stderr = log_paths(rt, job, root, step_id, workdir)
+    except MirrorError as exc:
+        fail(rt, job, str(exc), step_id)
+        raise
     try:
         pid, create_time = processes.start(
             argv,
@@ -321,6 +361,7 @@ def launch_step(rt, job, step_id=None):
         start_time=started,
         job_dir=str(root),
         exit_file=exit_file,
+        stderr=str(stderr),
         publish=publish,
     )
     rt.track(running)
@@ -385,7 +426,7 @@ def finish_step(rt, job, running, code, *, autorun=False):
     step = adapter.step(step_id)
     if step.postmethod:
         root = Path(running.job_dir)
-        workdir = step_workdir(step, job["params"], root, ADAPTER)
+        workdir = step_cwd(rt, job, step, root)
         try:
             rt.workspace.hooks(job["package"], adapter).call(
                 step.postmethod, hook_context(job, root, workdir, step_id, running.publish)
@@ -416,11 +457,47 @@ def read_exit_file(path):
 def stderr_tail(running, limit=300):
     """The last line the step wrote to stderr, to make the failure reason useful."""
     try:
-        path = Path(running.job_dir) / ".mirror" / "logs" / f"{running.step}.stderr"
+        path = Path(
+            running.stderr or Path(running.job_dir) / ".mirror" / "logs" / f"{running.step}.stderr"
+        )
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return ""
     return f": {lines[-1][-limit:]}" if lines else ""
+
+
+def read_logs(rt, job, step_id=None, offset_out=0, offset_err=0, max_bytes=65536):
+    """A step's stdout and stderr from the given byte offsets (for live logs)."""
+    steps = [s["id"] for s in job["steps"]]
+    step_id = step_id or job.get("step") or (steps[0] if steps else None)
+    if step_id not in steps:
+        raise MirrorError(f"job {job['job_id']} has no step {step_id!r}; steps: {', '.join(steps)}")
+    out = {
+        "step": step_id,
+        "stdout": "",
+        "stderr": "",
+        "offset_out": offset_out,
+        "offset_err": offset_err,
+    }
+    if not job.get("path") or not Path(job["path"]).is_dir():
+        return out
+    root = Path(job["path"])
+    step = rt.workspace.adapter(job["package"]).step(step_id)
+    try:
+        workdir = step_cwd(rt, job, step, root)
+        paths = log_paths(rt, job, root, step_id, workdir)
+    except (MirrorError, AdapterError):
+        return out
+    for name, path, key in (("stdout", paths[0], "offset_out"), ("stderr", paths[1], "offset_err")):
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(out[key])
+                data = fh.read(max_bytes)
+        except OSError:
+            continue
+        out[name] = data.decode("utf-8", errors="replace")
+        out[key] += len(data)
+    return out
 
 
 # -- monitoring and results -------------------------------------------------------------

@@ -74,6 +74,13 @@ def record(job):
         para_name=job.para_name,
         time_limit=job.time_limit,
         tags=job.tags,
+        name=job.name,
+        submission_id=job.submission_id,
+        metadata=job.meta,
+        environment=job.environment,
+        workdir=job.workdir,
+        stdout_path=job.stdout_path,
+        stderr_path=job.stderr_path,
         pid=job.pid,
         pid_start=job.pid_start,
         process=job.process,
@@ -100,10 +107,11 @@ class JobStore:
         return job
 
     # -- creation ----------------------------------------------------------
-    def create(self, p_id, c_id, para_name, states, step_ids, placements, tags=()):
+    def create(self, p_id, c_id, para_name, states, step_ids, placements, tags=(), extra=None):
         """Insert one job per state (with its steps and first event); return the ids.
 
-        ``placements`` gives the resource machine of each state (None: not placed).
+        ``placements`` gives the resource machine of each state (None: not placed);
+        ``extra`` holds column values shared by every job (a script submission's).
         """
         stamp = now()
         rows = [
@@ -124,6 +132,7 @@ class JobStore:
                 "attempts": 0,
                 "submit_time": stamp,
                 "updated": stamp,
+                **(extra or {}),
             }
             for state, rid in zip(states, placements, strict=True)
         ]
@@ -302,6 +311,24 @@ class JobStore:
             session.execute(delete(JobStep).where(JobStep.job_id == job_id))
             session.execute(delete(Job).where(Job.id == job_id))
         log.info("Job<%s> deleted", job_id)
+
+    def by_submission(self, submission_id):
+        with self.Session() as session:
+            return session.scalar(select(Job.id).where(Job.submission_id == submission_id))
+
+    def cancel_queued(self, job_id, reason):
+        """QUEUED -> KILLED in one conditional update; False if the job was not queued."""
+        stamp = now()
+        with self.Session.begin() as session:
+            done = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == QUEUED)
+                .values(state=KILLED, error=reason, end_time=stamp, updated=stamp)
+            )
+            if done.rowcount != 1:
+                return False
+            session.add(JobEvent(job_id=job_id, time=stamp, state=KILLED, message=reason))
+            return True
 
     def place(self, job_id, rid):
         """Give an unplaced queued job its resource machine."""

@@ -24,7 +24,7 @@ class Registry:
             seconds=float(agent_config["heartbeat"]) * float(agent_config["offline_after"])
         )
 
-    def heartbeat(self, rid, name, slots, tags, autorun, started_at=None):
+    def heartbeat(self, rid, name, slots, tags, autorun, started_at=None, roots=()):
         stamp = now()
         with self.Session.begin() as session:
             machine = session.get(Machine, rid)
@@ -34,6 +34,7 @@ class Registry:
                 log.info("Machine<%s> registered as %s", rid, name)
             machine.name, machine.slots, machine.tags = name, int(slots), list(tags or [])
             machine.autorun = bool(autorun)
+            machine.roots = list(roots or [])
             if started_at or machine.started_at is None:
                 machine.started_at = stamp
             machine.last_heartbeat = stamp
@@ -63,6 +64,7 @@ class Registry:
             "queued": counts.get("queued", 0),
             "tags": machine.tags,
             "autorun": machine.autorun,
+            "roots": machine.roots,
             "last_heartbeat": iso(machine.last_heartbeat),
         }
 
@@ -90,6 +92,22 @@ class Registry:
                 ok=self.online(machine, stamp) and not stalled,
             )
             return out
+
+    def by_name(self, name):
+        """The online machine called ``name``, or None."""
+        # Counts first: SQLite's pool has one connection, so no session may nest.
+        counts = self.jobs.counts_by_machine()
+        stamp = now()
+        with self.Session() as session:
+            for machine in session.scalars(select(Machine).where(Machine.name == name)):
+                if self.online(machine, stamp):
+                    return self._dict(machine, counts.get(machine.rid, {}), stamp)
+        return None
+
+    def roots_of(self, rid):
+        with self.Session() as session:
+            machine = session.get(Machine, rid)
+            return list(machine.roots or []) if machine is not None else None
 
     def choose(self, count, ncpus, tags=()):
         """Placements for ``count`` new jobs: online machines with room, most free cores first.

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 05:43:04.808149
+Create Date: 2026-11-22 06:23:40.366882
 """
 
 import sqlalchemy as sa
@@ -15,7 +15,6 @@ depends_on = None
 
 
 def upgrade():
-
     op.create_table(
         "calc_packages",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -38,6 +37,7 @@ def upgrade():
         sa.Column("running", sa.Integer(), nullable=False),
         sa.Column("used_cores", sa.Integer(), nullable=False),
         sa.Column("autorun", sa.Boolean(), nullable=False),
+        sa.Column("roots", sa.JSON(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_heartbeat", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("rid"),
@@ -62,6 +62,13 @@ def upgrade():
         sa.Column("ncpus", sa.Integer(), nullable=False),
         sa.Column("time_limit", sa.Float(), nullable=True),
         sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("submission_id", sa.String(length=200), nullable=True),
+        sa.Column("meta", sa.JSON(), nullable=False),
+        sa.Column("environment", sa.JSON(), nullable=False),
+        sa.Column("workdir", sa.Text(), nullable=True),
+        sa.Column("stdout_path", sa.Text(), nullable=True),
+        sa.Column("stderr_path", sa.Text(), nullable=True),
         sa.Column("rid", sa.Integer(), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("step", sa.String(length=200), nullable=True),
@@ -81,6 +88,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["package_id"], ["calc_packages.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("submission_id"),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_project", ["project_id"], unique=False)
@@ -132,7 +140,6 @@ def upgrade():
 
 
 def downgrade():
-
     with op.batch_alter_table("job_steps", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_job_steps_job_id"))
 

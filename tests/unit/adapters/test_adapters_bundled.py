@@ -23,7 +23,7 @@ from adapters.substitute import build_argv
 
 
 def test_bundled_names():
-    assert bundled.names() == ("demo", "trivial")
+    assert bundled.names() == ("demo", "script", "trivial")
 
 
 def test_package_zip_is_deterministic():
@@ -72,7 +72,7 @@ def test_trivial_package_and_project():
 
 def test_main_writes_the_zips(tmp_path, capsys):
     assert bundled_main(["--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.zip", "trivial.zip"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.zip", "script.zip", "trivial.zip"]
     assert (tmp_path / "demo.zip").read_bytes() == bundled.package_zip("demo")
     assert "demo.zip" in capsys.readouterr().out
 

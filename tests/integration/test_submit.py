@@ -1,0 +1,127 @@
+"""Script submissions: jobdispatch.submit, job.cancel and live logs from the agent."""
+
+import pytest
+
+from tests.mesh import Mesh, wait_for
+
+FINAL = ("COMPLETED", "FAILED", "KILLED")
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory, amqp_uri):
+    """One autorun agent (rid 1, named ``alpha``) that allows scripts under ``shared/``."""
+    tmp = tmp_path_factory.mktemp("submit")
+    shared = tmp / "shared"
+    shared.mkdir()
+    mesh = Mesh(tmp, amqp_uri, AGENT={"allowed_roots": [str(shared)], "name": "alpha"})
+    mesh.shared = shared
+    try:
+        mesh.start_core()
+        mesh.start_agent(1, autorun=True)
+        yield mesh
+    finally:
+        mesh.close()
+
+
+def logs(mesh, job_id, **kwargs):
+    return mesh.ok("jobagent_1", "logs", job_id=job_id, **kwargs)
+
+
+def test_a_script_runs_and_its_output_is_readable(mesh):
+    job_id = mesh.ok(
+        "jobdispatch",
+        "submit",
+        script="#!/bin/sh\necho hello $GREETING\necho oops >&2\n",
+        name="hi",
+        environment={"GREETING": "world"},
+    )
+    job = mesh.wait_state(job_id, FINAL)
+    assert job["state"] == "COMPLETED", job["error"]
+    assert job["name"] == "hi" and job["environment"] == {"GREETING": "world"}
+    out = logs(mesh, job_id)
+    assert (out["step"], out["stdout"], out["stderr"]) == ("script", "hello world\n", "oops\n")
+    assert out["offset_out"] == len("hello world\n")
+    assert logs(mesh, job_id, offset_out=6)["stdout"] == "world\n"
+
+
+def test_a_shebang_line_is_honoured(mesh):
+    job_id = mesh.ok(
+        "jobdispatch",
+        "submit",
+        script="#!/usr/bin/env python3\nimport sys\nprint('py', sys.version_info[0])\n",
+    )
+    assert mesh.wait_state(job_id, FINAL)["state"] == "COMPLETED"
+    assert logs(mesh, job_id)["stdout"] == "py 3\n"
+
+
+def test_working_directory_and_output_inside_allowed_roots(mesh):
+    job_id = mesh.ok(
+        "jobdispatch",
+        "submit",
+        script="pwd; echo data > made.txt",
+        cwd=str(mesh.shared),
+        stdout="run-%j.out",
+        stderr="run-%j.err",
+    )
+    assert mesh.wait_state(job_id, FINAL)["state"] == "COMPLETED"
+    assert (mesh.shared / f"run-{job_id}.out").read_text() == f"{mesh.shared}\n"
+    assert (mesh.shared / "made.txt").read_text() == "data\n"
+    assert logs(mesh, job_id)["stdout"] == f"{mesh.shared}\n"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"cwd": "/etc"},
+            "current_working_directory '/etc' is outside the allowed roots of resource machine 1",
+        ),
+        ({"stdout": "/etc/x.out"}, "standard_output '/etc/x.out' is outside the allowed roots"),
+        ({"cwd": "relative/dir"}, "current_working_directory must be an absolute path"),
+        ({"ncpus": 0}, "ncpus must be a positive integer, got 0"),
+        ({"time_limit": "soon"}, "time_limit must be a number of minutes, got 'soon'"),
+        ({"environment": {"BAD-NAME": "x"}}, "environment variable name 'BAD-NAME' is not valid"),
+        ({"script": "  "}, "script must be a non-empty string"),
+    ],
+)
+def test_bad_submissions_are_refused_naming_the_problem(mesh, kwargs, message):
+    args = {"script": "true", **kwargs}
+    code, text = mesh.rpc("jobdispatch", "submit", **args)
+    assert code == -1 and message in text
+
+
+def test_submission_id_makes_a_submit_idempotent(mesh):
+    first = mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-1")
+    assert mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-1") == first
+    assert mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-2") != first
+
+
+def test_preferred_machine_by_name(mesh):
+    job_id = mesh.ok("jobdispatch", "submit", script="true", preferred="alpha")
+    assert mesh.ok("job", "query", job_id=job_id)["rid"] == 1
+    # An unknown preference falls back to any machine with room.
+    job_id = mesh.ok("jobdispatch", "submit", script="true", preferred="nowhere")
+    assert mesh.ok("job", "query", job_id=job_id)["rid"] == 1
+
+
+def test_live_output_while_the_script_runs(mesh):
+    job_id = mesh.ok("jobdispatch", "submit", script="echo first; sleep 3; echo second")
+    wait_for(
+        lambda: logs(mesh, job_id)["stdout"] == "first\n", 15, what="the first line while running"
+    )
+    assert mesh.ok("job", "query", job_id=job_id)["state"] == "RUNNING"
+    mesh.wait_state(job_id, FINAL)
+    assert logs(mesh, job_id)["stdout"] == "first\nsecond\n"
+
+
+def test_cancel_running_queued_and_finished_jobs(mesh):
+    running = mesh.ok("jobdispatch", "submit", script="sleep 60")
+    mesh.wait_state(running, "RUNNING")
+    assert mesh.rpc("job", "cancel", job_id=running) == [0, []]
+    assert mesh.wait_state(running, FINAL)["state"] == "KILLED"
+    # Machine 8 has no agent: the job waits queued and is cancelled in place.
+    queued = mesh.ok("jobdispatch", "submit", script="true", rid=8)
+    assert mesh.rpc("job", "cancel", job_id=queued) == [0, []]
+    job = mesh.ok("job", "query", job_id=queued)
+    assert job["state"] == "KILLED" and job["error"] == "cancelled by user"
+    assert mesh.rpc("job", "cancel", job_id=queued) == [-1, f"job not running , jobid : {queued}"]
