@@ -61,8 +61,14 @@ class Machine(Base):
     last_heartbeat: Mapped[datetime | None]
 
 
+# On SQLite, AUTOINCREMENT keeps ids from being reused after the newest row
+# is deleted: a user holding an old job id must never reach another job.
+NO_REUSE = {"sqlite_autoincrement": True}
+
+
 class Project(Base):
     __tablename__ = "projects"
+    __table_args__ = (NO_REUSE,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -77,7 +83,7 @@ class ProjectFile(Base):
     """One input file of a project; its bytes live on the file server at ``ftp_path``."""
 
     __tablename__ = "project_files"
-    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    __table_args__ = (UniqueConstraint("project_id", "name"), NO_REUSE)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -93,6 +99,7 @@ class CalcPackage(Base):
     """A calculation package: the zip on the file server plus its adapter text."""
 
     __tablename__ = "calc_packages"
+    __table_args__ = (NO_REUSE,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -112,6 +119,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_state_rid", "state", "rid"),
         Index("ix_jobs_project", "project_id"),
+        NO_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -158,7 +166,7 @@ class JobStep(Base):
     """One adapter step of a job, with its times and exit code."""
 
     __tablename__ = "job_steps"
-    __table_args__ = (UniqueConstraint("job_id", "step_id"),)
+    __table_args__ = (UniqueConstraint("job_id", "step_id"), NO_REUSE)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -174,6 +182,7 @@ class JobEvent(Base):
     """One transition of a job, appended and never changed."""
 
     __tablename__ = "job_events"
+    __table_args__ = (NO_REUSE,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)

@@ -5,6 +5,7 @@ from nameko.extensions import DependencyProvider
 
 from services.cluster import DynamicRpc
 
+from . import rest
 from .proxy import handle_proxy, no_route
 from .settings import check_address, read_settings
 from .web import http
@@ -36,6 +37,23 @@ class GatewayService:
     @http("GET,POST", "/proxy/<path:target>")
     def proxy(self, request, target):
         return handle_proxy(request, target, self.settings, self.services)
+
+    # The Slurm-style REST API (SPEC 8); "*" so that a wrong method gets a JSON 405.
+    @http("*", "/jobs/submit")
+    def rest_submit(self, request):
+        return rest.handle_submit(request, self.settings, self.services)
+
+    @http("*", "/jobs/query/<job_id>")
+    def rest_query(self, request, job_id):
+        return rest.handle_query(request, job_id, self.settings, self.services)
+
+    @http("*", "/jobs/cancel/<job_id>")
+    def rest_cancel(self, request, job_id):
+        return rest.handle_cancel(request, job_id, self.settings, self.services)
+
+    @http("*", "/health")
+    def rest_health(self, request):
+        return rest.handle_health(request, self.settings, self.services)
 
     @http("*", "/")
     @http("*", "/<path:path>")

@@ -109,13 +109,19 @@ def _encode(data):
 
 
 def zip_directory(directory):
-    """The zip (bytes) of every file under ``directory``, with relative names."""
+    """The zip (bytes) of every file under ``directory``, with relative names.
+
+    Python's caches (``__pycache__``, ``*.pyc``) are left out.
+    """
     directory = Path(directory)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(directory.rglob("*")):
+            rel = path.relative_to(directory)
+            if "__pycache__" in rel.parts or path.suffix == ".pyc":
+                continue
             if path.is_file():
-                archive.write(path, path.relative_to(directory).as_posix())
+                archive.write(path, rel.as_posix())
     return buffer.getvalue()
 
 
@@ -520,9 +526,9 @@ def check_entrypoint(entrypoint):
     while words and ("=" in words[0] and not words[0].startswith(("/", ".", "="))):
         words.pop(0)
     if words and os.path.basename(words[0]) == "env":
-        words.pop(0)
-        while words and "=" in words[0]:
-            words.pop(0)
+        rest = [w for w in words[1:] if "=" not in w or w.startswith("-")]
+        if rest and not rest[0].startswith("-"):
+            words = rest
     if not words:
         raise ValueError("entrypoint names no program to run")
     program = words[0]

@@ -72,15 +72,20 @@ class JobQueues(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self
 
+    # Job ids per message: one confirmed publish per job would cap dispatch at
+    # about a thousand jobs a second.
+    BATCH = 1000
+
     def publish(self, rid, jobs):
-        """Publish ``(job_id, ncpus)`` pairs on the queue of machine ``rid``."""
+        """Publish ``(job_id, ncpus)`` pairs on the queue of machine ``rid``, in batches."""
         queue = job_queue(rid)
-        for n, (job_id, ncpus) in enumerate(jobs):
+        for start in range(0, len(jobs), self.BATCH):
+            batch = jobs[start : start + self.BATCH]
             self.publisher.publish(
-                {"job_id": job_id, "ncpus": ncpus},
+                {"jobs": [[job_id, ncpus] for job_id, ncpus in batch]},
                 exchange=JOBS_EXCHANGE,
                 routing_key=queue.routing_key,
-                # Declaring once per batch is enough: the queue is durable.
-                declare=[queue] if n == 0 else [],
+                # Declaring once per call is enough: the queue is durable.
+                declare=[queue] if start == 0 else [],
             )
         log.info("published %d job(s) on %s", len(jobs), queue.name)

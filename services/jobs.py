@@ -72,7 +72,20 @@ class JobService:
     @mirror_rpc
     def fetch(self, job_id):
         """The job record plus where its package and project files are."""
-        job = self.db.jobs.get(to_int(job_id, "job_id"))
+        return self._bundle(self.db.jobs.get(to_int(job_id, "job_id")))
+
+    @mirror_rpc
+    def claim(self, job_id, rid):
+        """QUEUED -> PREPARING for machine ``rid``, answering the bundle (one round trip)."""
+        job = self.db.jobs.report(
+            to_int(job_id, "job_id"),
+            to_int(rid, "rid"),
+            {"state": "PREPARING", "message": "claimed"},
+            [QUEUED],
+        )
+        return self._bundle(job)
+
+    def _bundle(self, job):
         catalog = self.db.catalog
         with catalog.Session() as session:
             package = catalog.get_package(session, job["c_id"])

@@ -101,6 +101,17 @@ class CentralClient:
     def fetch(self, job_id):
         return self.call("job", "fetch", job_id=job_id)
 
+    def claim(self, job_id, rid):
+        """Claim a queued job; a retried claim that had already taken effect counts as done."""
+        code, value, tries = self._call("job", "claim", {"job_id": job_id, "rid": rid})
+        if code == 0:
+            return value
+        if tries > 1:
+            job = self.fetch(job_id)
+            if job["state"] == "PREPARING" and job["rid"] == rid:
+                return job
+        raise MirrorError(value)
+
     def report(self, job_id, rid, changes, expect=None):
         """Report a transition; a retried report that had already taken effect counts as done."""
         kwargs = {"job_id": job_id, "rid": rid, "changes": changes, "expect": expect}

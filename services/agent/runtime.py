@@ -202,7 +202,8 @@ class AgentRuntime:
                 if running.killed or job["state"] != stages.READY:
                     return
             if job["state"] == stages.PREPARING:
-                stages.build_directory(self, job)
+                # One report for both stages: the directory's rides with the files'.
+                stages.build_directory(self, job, defer=True)
                 stages.build_files(self, job)
             while any(s["state"] != "DONE" for s in job["steps"]):
                 running = stages.launch_step(self, job)

@@ -133,7 +133,11 @@ class JobAgent:
 
     def take(self, body):
         # Claim, ack, run: the runtime claims later, so this delivery is acked at once.
-        self.rt.enqueue(int(body["job_id"]), body.get("ncpus", 1))
+        # A body holds a batch of ``[job_id, ncpus]`` (or one ``job_id``, as older
+        # publishers and tests send it).
+        jobs = body.get("jobs") or [[body["job_id"], body.get("ncpus", 1)]]
+        for job_id, ncpus in jobs:
+            self.rt.enqueue(int(job_id), ncpus)
 
     @mirror_rpc
     def logs(self, job_id, step=None, offset_out=0, offset_err=0, max_bytes=65536):

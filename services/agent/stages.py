@@ -64,11 +64,58 @@ def fetch(rt, job_id):
     return job
 
 
-def report(rt, job, changes, expect=None):
-    """Report a transition and fold the new record into the bundle."""
+def report(rt, job, changes, expect=None, defer=False):
+    """Report a transition and fold the new record into the bundle.
+
+    With ``defer`` the change is applied to the bundle only and travels with
+    the next report (autorun saves a round trip per stage this way); the
+    merged report is checked against what the first deferred change expected,
+    since that is the state the database still holds.
+    """
+    pending = job.get("_pending")
+    if defer:
+        if pending is None:
+            pending = job["_pending"] = {"changes": {}, "expect": expect}
+        merge_changes(pending["changes"], changes)
+        apply_locally(job, changes)
+        return job
+    if pending is not None:
+        merged = {}
+        merge_changes(merged, pending["changes"])
+        merge_changes(merged, changes)
+        changes, expect = merged, pending["expect"] if pending["expect"] else expect
     updated = rt.central.report(job["job_id"], rt.rid, changes, expect)
+    job.pop("_pending", None)
     job.update(updated)
     return job
+
+
+def merge_changes(into, changes):
+    """Fold ``changes`` into ``into``: later values win, step fields and messages add up."""
+    for key, value in changes.items():
+        if key == "steps":
+            steps = into.setdefault("steps", {})
+            for step_id, fields in value.items():
+                steps.setdefault(step_id, {}).update(fields)
+        elif key == "message" and into.get("message"):
+            into["message"] = f"{into['message']}; {value}" if value else into["message"]
+        elif key == "process" and isinstance(value, dict):
+            into["process"] = {**into.get("process", {}), **value}
+        else:
+            into[key] = value
+
+
+def apply_locally(job, changes):
+    """What a deferred change will do, applied to the bundle now."""
+    for key, value in changes.items():
+        if key == "steps":
+            for step in job["steps"]:
+                step.update(value.get(step["id"], {}))
+        elif key == "reset_steps":
+            for step in job["steps"]:
+                step.update(state="PENDING", exit_code=None, start_time=None, end_time=None)
+        elif key != "message":
+            job[key] = value
 
 
 def job_dir(rt, job):
@@ -103,23 +150,16 @@ def fail(rt, job, reason, step=None, exit_code=None):
 
 # -- claim ----------------------------------------------------------------------
 def claim(rt, job_id):
-    """Take a queued job for this machine; None if it is no longer queued here."""
+    """Take a queued job for this machine: its bundle, or None if it is not queued here."""
     try:
-        job = fetch(rt, job_id)
-    except MirrorError as exc:
-        log.info("Job<%s> not claimed: %s", job_id, exc)
-        return None
-    if job["state"] != QUEUED:
-        return None
-    try:
-        return report(rt, job, {"state": PREPARING, "message": "claimed"}, expect=[QUEUED])
+        return rt.central.claim(job_id, rt.rid)
     except MirrorError as exc:
         log.info("Job<%s> not claimed: %s", job_id, exc)
         return None
 
 
 # -- directory build ------------------------------------------------------------------
-def build_directory(rt, job, force=False):
+def build_directory(rt, job, force=False, defer=False):
     """Create the job directory: package in .mirror/calc, project in .mirror/proj, template at root."""
     refuse_running(job, "building its directory again")
     built = job.get("path") and Path(job["path"]).is_dir()
@@ -151,7 +191,7 @@ def build_directory(rt, job, force=False):
         "message": f"directory built at {path}",
     }
     try:
-        report(rt, job, changes, expect=[job["state"]])
+        report(rt, job, changes, expect=[job["state"]], defer=defer)
     except MirrorError:
         shutil.rmtree(path, ignore_errors=True)
         raise
@@ -284,7 +324,12 @@ def hook_context(job, root, workdir, step, publish):
 
 
 def launch_step(rt, job, step_id=None):
-    """Run the pre hook and start the step's process; return once it has started."""
+    """Run the pre hook, start the step's process, record it RUNNING; return once started.
+
+    The process starts before the RUNNING report so that one report carries
+    its pid too; were that report refused (the job was killed meanwhile), the
+    process is stopped again at once.
+    """
     refuse_running(job, "starting another step")
     if job["state"] != READY:
         raise MirrorError(
@@ -296,33 +341,15 @@ def launch_step(rt, job, step_id=None):
     adapter = rt.workspace.adapter(job["package"])
     step = adapter.step(step_id)
     params = job["params"]
-    try:
-        workdir = step_cwd(rt, job, step, root)
-    except MirrorError as exc:
-        fail(rt, job, str(exc))
-        raise
-    argv = build_argv(step, params, where_of(ADAPTER, step.line, "attribute value"))
     publish = rt.published.setdefault(job["job_id"], {})
     started = utcnow()
-    report(
-        rt,
-        job,
-        {
-            "state": RUNNING,
-            "step": step_id,
-            "error": None,
-            "steps": {
-                step_id: {
-                    "state": "RUNNING",
-                    "start_time": started,
-                    "end_time": None,
-                    "exit_code": None,
-                }
-            },
-            "message": f"step {step_id} starting",
-        },
-        expect=[READY],
-    )
+    try:
+        workdir = step_cwd(rt, job, step, root)
+        argv = build_argv(step, params, where_of(ADAPTER, step.line, "attribute value"))
+        stdout, stderr = log_paths(rt, job, root, step_id, workdir)
+    except (MirrorError, AdapterError) as exc:
+        fail(rt, job, f"step {step_id}: {exc}", step_id)
+        raise MirrorError(f"step {step_id} of job {job['job_id']} failed: {exc}") from exc
     if step.premethod:
         try:
             rt.workspace.hooks(job["package"], adapter).call(
@@ -335,11 +362,6 @@ def launch_step(rt, job, step_id=None):
             ) from exc
     token = uuid.uuid4().hex
     exit_file = str(root / ".mirror" / "logs" / f"{step_id}.exit")
-    try:
-        stdout, stderr = log_paths(rt, job, root, step_id, workdir)
-    except MirrorError as exc:
-        fail(rt, job, str(exc), step_id)
-        raise
     try:
         pid, create_time = processes.start(
             argv,
@@ -365,7 +387,29 @@ def launch_step(rt, job, step_id=None):
         publish=publish,
     )
     rt.track(running)
-    report(rt, job, {"pid": pid, "pid_start": create_time})
+    changes = {
+        "state": RUNNING,
+        "step": step_id,
+        "error": None,
+        "pid": pid,
+        "pid_start": create_time,
+        "steps": {
+            step_id: {
+                "state": "RUNNING",
+                "start_time": started,
+                "end_time": None,
+                "exit_code": None,
+            }
+        },
+        "message": f"step {step_id} starting",
+    }
+    try:
+        report(rt, job, changes, expect=[READY])
+    except MirrorError:
+        running.killed = True
+        processes.kill_tree(pid, create_time, token, rt.kill_grace)
+        rt.forget(job["job_id"])
+        raise
     log.info("Job<%s> step %s started, pid %s", job["job_id"], step_id, pid)
     return running
 
@@ -441,7 +485,8 @@ def finish_step(rt, job, running, code, *, autorun=False):
         "message": f"step {step_id} done",
     }
     try:
-        report(rt, job, changes, expect=[RUNNING])
+        # In autorun the next stage's report carries this one (READY is not kept).
+        report(rt, job, changes, expect=[RUNNING], defer=autorun)
     except MirrorError as exc:
         log.info("Job<%s> step %s ended after the job moved on: %s", job["job_id"], step_id, exc)
     return job
@@ -515,7 +560,7 @@ def publish_items(rt, job, root, items, kind):
     return urls, missing
 
 
-def monitor(rt, job):
+def monitor(rt, job, defer=False):
     """Refresh progress and publish the Process files."""
     if job["state"] == QUEUED or not job.get("path"):
         raise MirrorError(f"job {job['job_id']} is {job['state']}; nothing to monitor yet")
@@ -537,7 +582,7 @@ def monitor(rt, job):
         {k: str(v) for k, v in rt.published.get(job["job_id"], {}).items() if k not in process}
     )
     process.update(urls)
-    return report(rt, job, {"process": process})
+    return report(rt, job, {"process": process}, defer=defer)
 
 
 def recover(rt, job):
@@ -554,7 +599,7 @@ def recover(rt, job):
         raise MirrorError(f"job {job['job_id']} has steps not done yet: {', '.join(pending)}")
     root = job_dir(rt, job)
     adapter = rt.workspace.adapter(job["package"])
-    monitor(rt, job)
+    monitor(rt, job, defer=True)
     urls, missing = publish_items(rt, job, root, adapter.result, "result")
     if missing:
         names = ", ".join(f"{m.key} ({m.path})" for m in missing)

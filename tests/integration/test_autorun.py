@@ -41,11 +41,9 @@ def wait_all(mesh, ids, timeout=120):
 
 
 def step_starts(mesh, job_id, step):
-    return [
-        e
-        for e in mesh.ok("job", "events", job_id=job_id)
-        if e["message"] == f"step {step} starting"
-    ]
+    """The events that record ``step`` starting to run (one per run)."""
+    events = mesh.ok("job", "events", job_id=job_id)
+    return [e for e in events if e["message"] == f"step {step} RUNNING"]
 
 
 @pytest.fixture(scope="module")

@@ -349,6 +349,12 @@ def test_delete_of_a_finished_job_removes_published_files(manual):
     assert manual.rpc("jobdelete_1", "do", job_id=job_id) == [0, []]
     assert not path.exists()
     assert not published.exists()
+    # The id of a deleted job is never handed out again.
+    (newer,) = manual.ok("job", "list", limit=1)
+    p_id = manual.add_project("after-delete", project_files("demo"))
+    assert min(manual.ok("jobdispatch", "do", p_id=p_id, c_id=manual.demo_c_id, rid=1)) > max(
+        job_id, newer["job_id"]
+    )
 
 
 def test_calls_for_another_machine_or_unknown_job(manual):

@@ -27,6 +27,7 @@ def upgrade():
         sa.Column("ftp_path", sa.String(length=1000), nullable=False),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "machines",
@@ -49,6 +50,7 @@ def upgrade():
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "jobs",
@@ -89,6 +91,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("submission_id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_project", ["project_id"], unique=False)
@@ -106,6 +109,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("project_id", "name"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "job_events",
@@ -117,6 +121,7 @@ def upgrade():
         sa.Column("message", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("job_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_job_events_job_id"), ["job_id"], unique=False)
@@ -134,6 +139,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("job_id", "step_id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("job_steps", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_job_steps_job_id"), ["job_id"], unique=False)

@@ -1,0 +1,297 @@
+"""The Python client (services.client) against a real mesh with one autorun agent."""
+
+import io
+import signal
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import pytest
+
+from adapters.bundled import package_zip, project_files
+from services import client as mirror_client
+from services.client import (
+    Mirror,
+    MirrorError,
+    check_entrypoint,
+    configure,
+    get_job_info,
+    get_job_status,
+    graceful_shutdown_on_keyboard_interrupt,
+    stop_job,
+    submit_job,
+    wait_for_all_jobs,
+)
+from tests.mesh import ROOT, Mesh, free_port, wait_for
+
+FINAL = ("COMPLETED", "FAILED", "KILLED")
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory, amqp_uri):
+    """Central services plus agent 1 (named ``alpha``) in autorun; scripts may use ``shared/``."""
+    tmp = tmp_path_factory.mktemp("client")
+    shared = tmp / "shared"
+    shared.mkdir()
+    mesh = Mesh(tmp, amqp_uri, AGENT={"allowed_roots": [str(shared)], "name": "alpha"})
+    mesh.shared = shared
+    try:
+        mesh.start_core()
+        mesh.start_agent(1, autorun=True, slots=8)
+        yield mesh
+    finally:
+        mesh.close()
+
+
+@pytest.fixture(scope="module")
+def client(mesh):
+    with Mirror(mesh.config["AMQP_URI"], mesh.exchange, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def default(mesh):
+    """The module functions' default client, configured from the mesh's config file."""
+    client = configure(str(mesh.config_path))
+    yield client
+    client.close()
+    mirror_client._default = None
+
+
+def test_projects_packages_dispatch_and_wait(client, tmp_path):
+    folder = tmp_path / "project"
+    (folder / "extra").mkdir(parents=True)
+    for name, data in project_files("trivial").items():
+        (folder / name).write_bytes(data)
+    (folder / "extra" / "notes.txt").write_text("kept\n")
+    p_id = client.new_project("client-trivial", "from the client")
+    assert client.upload_dir(p_id, folder) == ["extra/notes.txt", "para.xml"]
+    client.upload(p_id, "more.txt", "text is encoded as UTF-8")
+    project = next(p for p in client.projects() if p["p_id"] == p_id)
+    assert sorted(project["files"]) == ["extra/notes.txt", "more.txt", "para.xml"]
+
+    zip_path = tmp_path / "trivial.zip"
+    zip_path.write_bytes(package_zip("trivial"))
+    c_id = client.add_package(zip_path)
+    assert client.add_package(package_zip("trivial"), name="again") != c_id
+    assert {"trivial", "again"} <= {c["name"] for c in client.packages()}
+
+    ids = client.dispatch(p_id, c_id)
+    assert len(ids) == 3
+    seen = []
+    jobs = client.wait(ids, interval=0.2, timeout=60, on_update=seen.append)
+    assert seen and [j["job_id"] for j in jobs] == ids
+    assert {j["state"] for j in jobs} == {"COMPLETED"}
+    assert client.getrid(ids[0]) == 1
+    assert [s["id"] for s in client.query(ids[0])["steps"]] == ["prepare", "compute", "finish"]
+    assert client.events(ids[0])[0]["state"] == "QUEUED"
+    data = client.getdata(ids[0])
+    assert data["process"]["currentstep"] == data["process"]["allstep"] == "3"
+    assert data["result"]["result"].startswith("ftp://")
+    assert sorted(j["job_id"] for j in client.jobs(p_id=p_id)) == ids
+    assert sorted(j["job_id"] for j in client.project_jobs(p_id)) == ids
+    assert {j["job_id"] for j in client.jobs(state=["COMPLETED"], rid=1)} >= set(ids)
+    (machine,) = client.machines()
+    assert (machine["rid"], machine["name"], machine["online"]) == (1, "alpha", True)
+    assert isinstance(client.ruok(1), dict)
+
+    client.delete(ids[0])
+    with pytest.raises(MirrorError, match=f"job is not existed , job : {ids[0]}"):
+        client.query(ids[0])
+
+
+def test_errors_carry_the_server_message(client, mesh):
+    with pytest.raises(MirrorError) as err:
+        client.query(999999)
+    assert str(err.value) == "job is not existed , job : 999999"
+    assert (err.value.service, err.value.method) == ("job", "query")
+    with pytest.raises(MirrorError, match="calcpackage is not existed , calcpackage : 424242"):
+        client.dispatch(client.new_project("no-package"), 424242)
+    with pytest.raises(MirrorError, match="no nosuch service is running"):
+        client.call("nosuch", "do")
+    with pytest.raises(MirrorError, match="resource machine 7 does not answer"):
+        client.call("jobkill_7", "do", job_id=1)
+    # The same client goes on working after errors.
+    assert client.machines()[0]["rid"] == 1
+
+
+def test_from_config_and_an_unreachable_broker(mesh):
+    with Mirror.from_config(str(mesh.config_path)) as client:
+        assert client.exchange == mesh.exchange
+        assert client.machines()[0]["rid"] == 1
+    port = free_port()
+    with Mirror(f"amqp://guest:secret@127.0.0.1:{port}/", timeout=5) as client:
+        with pytest.raises(MirrorError) as err:
+            client.machines()
+    assert str(err.value).startswith(
+        f"cannot reach the RabbitMQ broker at amqp://guest:***@127.0.0.1:{port}/"
+    )
+
+
+def test_submit_logs_follow_and_kill(client):
+    job_id = client.submit(
+        "for i in 1 2 3; do echo out $i; echo err $i >&2; sleep 0.2; done",
+        name="counter",
+        environment={"UNUSED": "1"},
+    )
+    chunks = list(client.follow_logs(job_id, interval=0.1))
+    assert "".join(c["stdout"] for c in chunks) == "out 1\nout 2\nout 3\n"
+    assert "".join(c["stderr"] for c in chunks) == "err 1\nerr 2\nerr 3\n"
+    assert client.query(job_id)["state"] == "COMPLETED"
+    logs = client.logs(job_id)
+    assert (logs["step"], logs["stdout"], logs["offset_out"]) == (
+        "script",
+        "out 1\nout 2\nout 3\n",
+        18,
+    )
+    assert client.logs(job_id, offset_out=18, offset_err=18)["stdout"] == ""
+
+    long = client.submit("echo started; sleep 60")
+    wait_for(lambda: client.logs(long)["stdout"] == "started\n", 30, what="the script to start")
+    client.kill(long)
+    job = client.wait(long, interval=0.2, timeout=30)[0]
+    assert job["state"] == "KILLED"
+    with pytest.raises(MirrorError, match=f"job not running , jobid : {long}"):
+        client.kill(long)
+    client.delete(long)
+
+
+def test_submit_job_and_wait_for_all_jobs(default, mesh):
+    env = {"env_vars": {"GREETING": "hello", "N": 3}, "working_dir": str(mesh.shared)}
+    first = submit_job(
+        "sh -c 'echo $GREETING $N; pwd'",
+        runtime_env=env,
+        job_id="greeting",
+        metadata={"user": "alice"},
+        resource_requirements={"CPU": 2},
+        tags=None,
+    )
+    second = submit_job("/bin/echo second", preferred_cluster="alpha", submission_id="sub-1")
+    assert submit_job("/bin/echo second", submission_id="sub-1") == second
+    assert wait_for_all_jobs([first, second], check_interval=0.2, timeout=60) is True
+    assert get_job_status(first) == "COMPLETED"
+    info = get_job_info(first)
+    assert (info["job_id"], info["ncpus"], info["rid"]) == (first, 2, 1)
+    assert default.logs(first)["stdout"] == f"hello 3\n{mesh.shared}\n"
+    assert default.logs(second)["stdout"] == "second\n"
+
+
+def test_wait_for_all_jobs_raises_on_a_failed_job(default):
+    good = submit_job("/bin/true")
+    bad = submit_job("sh -c 'echo broken >&2; exit 3'")
+    with pytest.raises(RuntimeError, match=f"job {bad} FAILED: .+") as err:
+        wait_for_all_jobs([good, bad], check_interval=0.2, timeout=60)
+    assert f"job {good}" not in str(err.value)
+    assert get_job_status(bad) == "FAILED"
+
+
+def test_wait_for_all_jobs_times_out_and_stop_job(default):
+    job_id = submit_job("/bin/sleep 60")
+    with pytest.raises(TimeoutError, match=f"job\\(s\\) {job_id} "):
+        wait_for_all_jobs([job_id], check_interval=0.2, timeout=1)
+    assert stop_job(job_id) is True
+    with pytest.raises(RuntimeError, match=f"job {job_id} KILLED"):
+        wait_for_all_jobs([job_id], check_interval=0.2, timeout=30)
+    assert stop_job(job_id) is False
+
+
+@pytest.mark.parametrize(
+    "entrypoint",
+    ["python script.py", "python3 -u jobs/train.py --epochs 3", "./run.sh", "bin/tool"],
+)
+def test_a_relative_path_in_the_entrypoint_is_refused(entrypoint):
+    with pytest.raises(ValueError, match="entrypoint must use absolute paths"):
+        submit_job(entrypoint)
+
+
+@pytest.mark.parametrize(
+    "entrypoint",
+    [
+        "python /home/user/train.py --input data.csv",
+        "/usr/bin/env",
+        "sleep 60",
+        "OMP_NUM_THREADS=1 python3.11 -W ignore /abs/x.py",
+        "bash -lc 'cd work && make'",
+        "python -m http.server",
+    ],
+)
+def test_absolute_and_path_commands_are_accepted(entrypoint):
+    check_entrypoint(entrypoint)
+
+
+def test_ctrl_c_stops_every_job_the_decorated_function_submitted(default, mesh, tmp_path):
+    outside = submit_job("/bin/sleep 60")  # not submitted by the decorated function
+    script = tmp_path / "workflow.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            from services.client import (
+                configure, graceful_shutdown_on_keyboard_interrupt, submit_job, wait_for_all_jobs,
+            )
+
+            configure(sys.argv[1])
+
+
+            @graceful_shutdown_on_keyboard_interrupt
+            def workflow():
+                ids = [submit_job("sleep 60", job_id=f"long-{i}") for i in range(3)]
+                print(" ".join(map(str, ids)), flush=True)
+                wait_for_all_jobs(ids, check_interval=0.2)
+
+
+            try:
+                workflow()
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+                sys.exit(130)
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(mesh.config_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ids = [int(i) for i in proc.stdout.readline().split()]
+        assert len(ids) == 3, proc.stderr.read()
+        for job_id in ids:
+            mesh.wait_state(job_id, "RUNNING", timeout=30)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert out == "interrupted\n"
+    assert f"stopping 3 job(s) submitted here: {', '.join(map(str, ids))}" in err
+    for job_id in ids:
+        assert mesh.wait_state(job_id, FINAL, timeout=30)["state"] == "KILLED"
+    assert get_job_status(outside) == "RUNNING"
+    assert stop_job(outside) is True
+
+
+def test_the_decorator_leaves_other_errors_alone(default):
+    @graceful_shutdown_on_keyboard_interrupt
+    def fails():
+        submit_job("/bin/true")
+        raise ValueError("not an interrupt")
+
+    with pytest.raises(ValueError, match="not an interrupt"):
+        fails()
+    assert mirror_client._trackers == []
+
+
+def test_a_directory_is_zipped_as_a_package(client, tmp_path):
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    with zipfile.ZipFile(io.BytesIO(package_zip("trivial"))) as archive:
+        archive.extractall(folder)
+    c_id = client.add_package(folder)
+    assert next(c for c in client.packages() if c["c_id"] == c_id)["name"] == "pkg"
