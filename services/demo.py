@@ -4,7 +4,6 @@ import base64
 import json
 import signal
 import subprocess
-import sys
 import time
 
 from nameko.exceptions import RpcTimeout, UnknownService
@@ -34,18 +33,6 @@ def wait_until(predicate, timeout, what):
             return
         time.sleep(0.5)
     raise RuntimeError(f"timed out waiting for {what}")
-
-
-def progress_line(job, data):
-    process = data["process"]
-    bar_width = 20
-    current, total = int(process["currentstep"]), max(int(process["allstep"]), 1)
-    filled = bar_width * min(current, total) // total
-    bar = "#" * filled + "." * (bar_width - filled)
-    return (
-        f"  job {job['job_id']:>4}  {job['state_name']:<22} {job['state']:<10} "
-        f"step {job['step'] or '-':<6} [{bar}] {current}/{total}"
-    )
 
 
 def run_demo(config, args, start_mesh):
@@ -89,7 +76,7 @@ def run_demo(config, args, start_mesh):
                     "no machine runs jobs alone (autorun off): drive them with jobdirbuild_<rid>.do ..."
                 )
                 return 0
-            follow(cluster, ids)
+            follow(config, ids)
             failed = 0
             for job_id in ids:
                 job = call(cluster, "job", "query", job_id=job_id)
@@ -115,20 +102,15 @@ def run_demo(config, args, start_mesh):
             child.wait(30)
 
 
-def follow(cluster, ids):
-    """Print each job's progress whenever it changes, until every job has ended."""
-    shown = {}
-    while True:
-        jobs = [call(cluster, "job", "query", job_id=j) for j in ids]
-        for job in jobs:
-            line = progress_line(job, call(cluster, "jobgetdata", "do", job_id=job["job_id"]))
-            if shown.get(job["job_id"]) != line:
-                shown[job["job_id"]] = line
-                print(line)
-                sys.stdout.flush()
-        if all(job["state"] in FINAL for job in jobs):
-            return
-        time.sleep(0.5)
+def follow(config, ids):
+    """Live progress bars per job (``mirror watch``) until every job has ended."""
+    from argparse import Namespace
+
+    from services.cli import console, watch_jobs
+    from services.client import Mirror
+
+    with Mirror(config["AMQP_URI"], config["rpc_exchange"]) as client:
+        watch_jobs(client, Namespace(job_ids=ids, interval=0.5), console())
 
 
 def encode(data):

@@ -12,6 +12,8 @@ from services.rpcutil import MirrorError
 
 log = logging.getLogger(__name__)
 
+INTERNAL = "internal error:"
+
 # Failures after which the same call is worth sending again.
 TRANSIENT = (RpcTimeout, OperationalError, OSError, ConnectionError, UnknownService)
 
@@ -87,6 +89,20 @@ class CentralClient:
                     self._discard(entry)
                 raise
             self._pool.put(entry)
+            if (
+                code != 0
+                and isinstance(value, str)
+                and value.startswith(INTERNAL)
+                and attempt <= retries
+            ):
+                # A fault of the server (a database connection cut mid-call): every
+                # agent call is conditional or idempotent, so the same call is safe again.
+                log.warning(
+                    "%s.%s: %s; try %d in %.1fs", service, method, value, attempt + 1, delay
+                )
+                eventlet.sleep(delay)
+                delay = min(delay * 2, 5)
+                continue
             return code, value, attempt
         raise AssertionError("unreachable")
 

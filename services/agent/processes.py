@@ -8,6 +8,7 @@ import time
 
 import eventlet
 import psutil
+from eventlet.hubs import trampoline
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def start(argv, *, cwd, env, stdout, stderr):
             start_new_session=True,
             close_fds=True,
         )
-    # The reaper owns waitpid; stop the Popen object from reaping this pid.
+    # wait_exit owns waitpid; stop the Popen object from reaping this pid.
     proc.returncode = 0
     subprocess._active = [p for p in getattr(subprocess, "_active", []) if p is not proc]
     return proc.pid, create_time(proc.pid)
@@ -143,60 +144,55 @@ def _running(proc):
         return False
 
 
-class Reaper:
-    """One green thread that reaps the agent's step processes and wakes their waiters.
+def wait_exit(pid, timeout=None, started=None):
+    """``(True, exit code)`` once ``pid`` ended, ``(False, None)`` after ``timeout`` seconds.
 
-    It waits on known pids only, so a hook that runs its own subprocess keeps
-    its exit code.
+    The wait is a green wait on a pidfd, woken by the kernel when the process
+    ends: no polling, whatever the number of running steps. The code is None
+    for a process that is not our child (after an agent restart the steps are
+    re-parented), and for a pid that no longer names the process started at
+    ``started``: a reused pid is never taken for the step.
     """
-
-    def __init__(self, tick=0.01):
-        self.tick = tick
-        self._waiters = {}
-        self._wake = eventlet.event.Event()
-        self._thread = eventlet.spawn(self._loop)
-
-    def wait(self, pid, timeout=None, started=None):
-        """``(True, exit code)`` once ``pid`` ended, ``(False, None)`` on timeout.
-
-        The code is None for a process that is not our child (an agent started
-        again after a crash sees its jobs' processes re-parented); such a
-        process counts as ended once no process with that pid and ``started``
-        start time is left, so a reused pid is never taken for it.
-        """
-        if not pid:
-            return True, None
-        entry = self._waiters.get(pid)
-        if entry is None:
-            entry = self._waiters[pid] = (eventlet.event.Event(), started)
-        event = entry[0]
-        if not self._wake.ready():
-            self._wake.send()
+    if not pid:
+        return True, None
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True, _reap(pid)
+    except OSError:
+        return _poll_exit(pid, timeout, started)
+    try:
+        if not alive(pid, started):
+            return True, _reap(pid)
         try:
-            with eventlet.Timeout(timeout, False):
-                return True, event.wait()
+            trampoline(fd, read=True, timeout=timeout, timeout_exc=TimeoutError)
+        except TimeoutError:
             return False, None
-        finally:
-            if event.ready():
-                self._waiters.pop(pid, None)
+        return True, _reap(pid, block=True)
+    finally:
+        os.close(fd)
 
-    def _loop(self):
-        while True:
-            pending = [(pid, e) for pid, e in self._waiters.items() if not e[0].ready()]
-            if not pending:
-                self._wake = eventlet.event.Event()
-                self._wake.wait()
-                continue
-            for pid, (event, started) in pending:
-                try:
-                    done, status = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    if not alive(pid, started):
-                        event.send(None)
-                    continue
-                if done:
-                    event.send(os.waitstatus_to_exitcode(status))
-            eventlet.sleep(self.tick)
 
-    def stop(self):
-        self._thread.kill()
+def _reap(pid, block=False):
+    """The exit code of child ``pid`` (reaping it), or None if it is not our child."""
+    try:
+        done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if done else None
+
+
+def _poll_exit(pid, timeout, started, tick=0.05):
+    """`wait_exit` for kernels without pidfd_open: poll until the process is gone."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return True, os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            if not alive(pid, started):
+                return True, None
+        if deadline is not None and time.monotonic() >= deadline:
+            return False, None
+        eventlet.sleep(tick)

@@ -66,7 +66,6 @@ class AgentRuntime:
         self.beats = CentralClient(config, size=1, timeout=max(3 * beat, 5.0), retries=0)
         self.files = FileStore(config["FTP"])
         self.workspace = Workspace(agent["work_root"], self.files)
-        self.reaper = processes.Reaper()
         self.running = {}
         self.published = {}
         self.waiting = deque()
@@ -81,7 +80,6 @@ class AgentRuntime:
         # Steps keep running: an agent started again finds them (SPEC section 10).
         for thread in list(self._threads):
             thread.kill()
-        self.reaper.stop()
         self.central.close()
         self.beats.close()
         self.files.close()
@@ -113,7 +111,7 @@ class AgentRuntime:
             wait = self.interval
             if deadline is not None:
                 wait = max(0.0, min(wait, deadline - time.time()))
-            ended, code = self.reaper.wait(running.pid, timeout=wait, started=running.started)
+            ended, code = processes.wait_exit(running.pid, timeout=wait, started=running.started)
             if ended:
                 break
             if running.killed:

@@ -1,6 +1,7 @@
 """Retry a storage call once the database dropped its connection (a PostgreSQL restart)."""
 
 import functools
+import inspect
 import logging
 
 import eventlet
@@ -37,8 +38,15 @@ def on_disconnect(fn, tries=4, delay=0.5):
 
 
 def retry_disconnects(cls):
-    """Class decorator: every public method retries on a lost database connection."""
+    """Class decorator: every public method retries on a lost database connection.
+
+    Methods that take a ``session`` run inside their caller's transaction and
+    cannot be retried alone: the caller's own retry covers them.
+    """
     for name, member in list(vars(cls).items()):
-        if callable(member) and not name.startswith("_"):
-            setattr(cls, name, on_disconnect(member))
+        if not callable(member) or name.startswith("_"):
+            continue
+        if "session" in inspect.signature(member).parameters:
+            continue
+        setattr(cls, name, on_disconnect(member))
     return cls

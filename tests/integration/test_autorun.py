@@ -286,16 +286,19 @@ def test_postgres_connections_killed_mid_sweep(tmp_path, amqp_uri):
             extra='<Param name="model" type="file">wing.dat</Param><Param name="mach" type="float">0.5</Param><Param name="alpha" type="float">1</Param>',
         )
         ids = mesh.ok("jobdispatch", "do", p_id=mesh.add_project("pg", files), c_id=c_id)
-        for _ in range(4):
-            time.sleep(0.7)
+        killed = 0
+        for _ in range(8):
+            time.sleep(0.4)
             with admin.connect() as conn:
-                killed = conn.execute(
+                killed += conn.execute(
                     sa.text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname=:d AND pid <> pg_backend_pid()"
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname=:d AND pid <> pg_backend_pid()"
                     ),
                     {"d": name},
                 ).scalar()
-            assert killed >= 1
+        # Some rounds find no connection open (the pool refills lazily); most do.
+        assert killed >= 4
         jobs = wait_all(mesh, ids, timeout=180)
         assert [j["state"] for j in jobs] == ["COMPLETED"] * 12, [j["error"] for j in jobs]
     finally:
@@ -362,3 +365,13 @@ def test_a_job_with_no_machine_online_waits_and_is_placed_later(tmp_path, amqp_u
         assert job["rid"] == 9
     finally:
         mesh.close()
+
+
+def test_mirror_demo_runs_the_sweep_and_prints_results(cluster):
+    done = subprocess.run(
+        cluster.command("demo"), cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(" COMPLETED") >= 3
+    assert '"force": "ftp://mirror:mirror@127.0.0.1:' in done.stdout
+    assert "curl 'http://" in done.stdout
