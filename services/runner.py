@@ -97,11 +97,52 @@ def green():
     psycogreen.eventlet.patch_psycopg()
 
 
-def run_services(classes, config):
-    from nameko.cli.run import run
+STOP_GRACE = 15
 
+
+def run_services(classes, config, grace=STOP_GRACE):
+    """Run nameko services until SIGTERM or Ctrl+C; always exit within ``2 * grace`` seconds.
+
+    A graceful stop waits for running workers; one stuck on an unreachable
+    peer must not keep the process alive, so past ``grace`` the runner is
+    killed, and past twice that SIGALRM's default action ends the process.
+    """
+    import errno
+
+    import eventlet
+    from nameko.runners import ServiceRunner
+
+    runner = ServiceRunner(config)
+    for cls in classes:
+        runner.add_service(cls)
+
+    def stop_within_grace():
+        stopping = eventlet.spawn(runner.stop)
+        try:
+            with eventlet.Timeout(grace):
+                stopping.wait()
+        except eventlet.Timeout:
+            log.warning("services did not stop within %ss; killing them", grace)
+            runner.kill()
+
+    def shutdown(signum, frame):
+        # Signal handlers run on the main loop: hand the stop to a green thread.
+        signal.alarm(2 * grace)
+        eventlet.spawn_n(stop_within_grace)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
     log.info("starting %s", ", ".join(cls.name for cls in classes))
-    run(classes, config)
+    runner.start()
+    waiting = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            waiting.wait()
+            return
+        except OSError as exc:
+            # A signal interrupting the hub's wait surfaces here; keep waiting.
+            if exc.errno != errno.EINTR:
+                raise
 
 
 def central_services(config):

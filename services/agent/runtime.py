@@ -178,14 +178,18 @@ class AgentRuntime:
                 f"job needs {ncpus} cores; resource machine {self.rid} has {self.slots} slots",
             )
 
+    def free_cores(self, job_id):
+        """Give back a job's cores and start whatever now fits."""
+        if self.active.pop(job_id, None) is not None:
+            self.schedule()
+
     def _pipeline(self, job_id):
         try:
             job = stages.claim(self, job_id)
             if job is not None:
                 self.run_pipeline(job)
         finally:
-            self.active.pop(job_id, None)
-            self.schedule()
+            self.free_cores(job_id)
 
     def run_pipeline(self, job, running=None):
         """Every stage of a claimed job, in order, with no calls from outside.
@@ -208,6 +212,8 @@ class AgentRuntime:
                 self.watch(job, running, autorun=True)
                 if running.killed or job["state"] != stages.READY:
                     return
+            # Publishing results takes no cores: the next job may start meanwhile.
+            self.free_cores(job_id)
             stages.recover(self, job)
             log.info("Job<%s> %s", job_id, job["state"])
         except MirrorError as exc:
@@ -222,8 +228,7 @@ class AgentRuntime:
         try:
             self.run_pipeline(job, running)
         finally:
-            self.active.pop(job["job_id"], None)
-            self.schedule()
+            self.free_cores(job["job_id"])
 
     def recover_jobs(self):
         """Find this machine's unfinished jobs again after a (re)start (SPEC section 10)."""

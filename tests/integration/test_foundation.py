@@ -172,3 +172,19 @@ def test_heartbeat_shows_a_killed_agent_offline(core):
         -1,
         "resource machine is not existed , rid : 999",
     ]
+
+
+def test_agent_exits_on_sigterm_even_when_central_is_gone(tmp_path, amqp_uri):
+    mesh = Mesh(tmp_path, amqp_uri)
+    try:
+        mesh.start_core()
+        mesh.start_agent(1, autorun=True)
+        mesh.stop("central", signal.SIGKILL)
+        time.sleep(2)  # heartbeats now go unanswered
+        agent = mesh.procs["agent1"]
+        started = time.monotonic()
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(45)
+        assert time.monotonic() - started < 35
+    finally:
+        mesh.close()
