@@ -36,6 +36,9 @@ from nameko.exceptions import (  # noqa: E402
 )
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
+from services.config import masked  # noqa: E402
+from services.rpcutil import AGENT_SERVICES  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -58,16 +61,7 @@ FINAL_STATES = frozenset({"COMPLETED", "FAILED", "KILLED"})
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost"
 
 # Services named ``<base>_<rid>`` live on resource machine ``rid``.
-_MACHINE_SERVICES = (
-    "jobdirbuild",
-    "jobfilebuild",
-    "jobrun",
-    "jobprocessmonitor",
-    "jobresultrecovery",
-    "jobkill",
-    "jobdelete",
-    "jobagent",
-)
+_MACHINE_SERVICES = (*AGENT_SERVICES, "jobagent")
 
 
 class MirrorError(Exception):
@@ -82,17 +76,6 @@ class MirrorError(Exception):
         self.message = message
         self.service = service
         self.method = method
-
-
-def _masked(uri):
-    """``uri`` with its password hidden."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
 
 
 def _unknown_service(service):
@@ -157,7 +140,7 @@ class Mirror:
         return type(self)(self.amqp_uri, self.exchange, self.timeout)
 
     def __repr__(self):
-        return f"Mirror({_masked(self.amqp_uri)!r}, exchange={self.exchange!r})"
+        return f"Mirror({masked(self.amqp_uri)!r}, exchange={self.exchange!r})"
 
     # -- connection -----------------------------------------------------------------
     def __enter__(self):
@@ -193,7 +176,7 @@ class Mirror:
     def _unreachable(self, exc, service=None, method=None):
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return MirrorError(
-            f"cannot reach the RabbitMQ broker at {_masked(self.amqp_uri)} ({reason})",
+            f"cannot reach the RabbitMQ broker at {masked(self.amqp_uri)} ({reason})",
             service,
             method,
         )

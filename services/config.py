@@ -167,6 +167,17 @@ def resolve(config):
     return config
 
 
+def masked(uri):
+    """A URI (broker, database) with its password hidden, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return uri
+
+
 def for_agent(config, rid):
     """A copy of ``config`` for the agent of resource machine ``rid``."""
     config = copy.deepcopy(config)

@@ -57,20 +57,11 @@ def fail(message, code=2):
     sys.exit(code)
 
 
-def masked(uri):
-    """The broker URI with its password hidden."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
-
-
 def check_broker(config, timeout=5):
     """Exit with one clear line when the broker cannot be reached."""
     from kombu import Connection
+
+    from services.config import masked
 
     uri = config["AMQP_URI"]
     try:
@@ -166,6 +157,7 @@ def central_services(config):
 def migrate(config):
     from db.migrate import upgrade
     from db.session import make_engine
+    from services.config import masked
 
     engine = make_engine(config["DB_URL"])
     try:
@@ -219,6 +211,8 @@ def cmd_ftp(config, args):
 
 
 def cmd_migrate(config, args):
+    from services.config import masked
+
     migrate(config)
     print(f"database at {masked(config['DB_URL'])} is up to date")
 

@@ -126,6 +126,7 @@ class AgentRuntime:
         return stages.finish_step(self, job, running, code, autorun=autorun)
 
     def _time_out(self, job, running):
+        stages.settle_launch(self, running)
         running.killed = True
         reason = f"time limit of {job['time_limit']:g} min exceeded in step {running.step}"
         stages.fail(self, job, reason, running.step)
@@ -204,11 +205,11 @@ class AgentRuntime:
                 if running.killed or job["state"] != stages.READY:
                     return
             if job["state"] == stages.PREPARING:
-                # One report for both stages: the directory's rides with the files'.
+                # Both stages' reports ride with the first step's RUNNING report.
                 stages.build_directory(self, job, defer=True)
-                stages.build_files(self, job)
+                stages.build_files(self, job, defer=True)
             while any(s["state"] != "DONE" for s in job["steps"]):
-                running = stages.launch_step(self, job)
+                running = stages.launch_step(self, job, background_report=True)
                 self.watch(job, running, autorun=True)
                 if running.killed or job["state"] != stages.READY:
                     return

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import eventlet
+
 from adapters.errors import AdapterError, where_of
 from adapters.filegen import data_path, generate_files, step_workdir
 from adapters.hooks import HookContext
@@ -50,6 +52,8 @@ class Running:
     killed: bool = False
     exit_file: str = ""
     stderr: str = ""
+    # The RUNNING report when it travels in the background (autorun).
+    launch_report: object = None
     publish: dict = field(default_factory=dict)
 
 
@@ -200,7 +204,7 @@ def build_directory(rt, job, force=False, defer=False):
 
 
 # -- file generation --------------------------------------------------------------------
-def build_files(rt, job):
+def build_files(rt, job, defer=False):
     """Apply the adapter's File and ParaFile rules with the parameters stored on the job."""
     refuse_running(job, "generating its files again")
     if job["state"] not in (PREPARING, READY):
@@ -218,7 +222,11 @@ def build_files(rt, job):
     except OSError as exc:
         raise MirrorError(f"file generation of job {job['job_id']} failed: {exc}") from exc
     return report(
-        rt, job, {"state": READY, "message": "files generated"}, expect=[PREPARING, READY]
+        rt,
+        job,
+        {"state": READY, "message": "files generated"},
+        expect=[PREPARING, READY],
+        defer=defer,
     )
 
 
@@ -323,12 +331,13 @@ def hook_context(job, root, workdir, step, publish):
     )
 
 
-def launch_step(rt, job, step_id=None):
+def launch_step(rt, job, step_id=None, background_report=False):
     """Run the pre hook, start the step's process, record it RUNNING; return once started.
 
     The process starts before the RUNNING report so that one report carries
     its pid too; were that report refused (the job was killed meanwhile), the
-    process is stopped again at once.
+    process is stopped again at once. With ``background_report`` (autorun)
+    the report travels while the process runs; `settle_launch` joins it.
     """
     refuse_running(job, "starting another step")
     if job["state"] != READY:
@@ -403,15 +412,43 @@ def launch_step(rt, job, step_id=None):
         },
         "message": f"step {step_id} starting",
     }
+    if background_report:
+        running.launch_report = eventlet.spawn(report, rt, job, changes, [READY])
+    else:
+        report_launch(rt, job, running, changes)
+    log.info("Job<%s> step %s started, pid %s", job["job_id"], step_id, pid)
+    return running
+
+
+def report_launch(rt, job, running, changes):
     try:
         report(rt, job, changes, expect=[READY])
     except MirrorError:
-        running.killed = True
-        processes.kill_tree(pid, create_time, token, rt.kill_grace)
-        rt.forget(job["job_id"])
+        stop_refused(rt, running)
         raise
-    log.info("Job<%s> step %s started, pid %s", job["job_id"], step_id, pid)
-    return running
+
+
+def stop_refused(rt, running):
+    """Stop a step whose RUNNING report was refused: the job moved on without it."""
+    running.killed = True
+    processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)
+    rt.forget(running.job_id)
+
+
+def settle_launch(rt, running):
+    """Wait for a RUNNING report sent in the background; False if it was refused."""
+    if running.launch_report is None:
+        return True
+    pending, running.launch_report = running.launch_report, None
+    try:
+        pending.wait()
+    except MirrorError as exc:
+        log.info(
+            "Job<%s> step %s was not recorded as running: %s", running.job_id, running.step, exc
+        )
+        stop_refused(rt, running)
+        return False
+    return True
 
 
 def reattach(rt, job):
@@ -450,7 +487,7 @@ def finish_step(rt, job, running, code, *, autorun=False):
     """Record how a step ended: post hook, step state, then READY or FAILED."""
     step_id = running.step
     ended = utcnow()
-    if running.killed:
+    if not settle_launch(rt, running) or running.killed:
         return job
     if code is None:
         code = read_exit_file(running.exit_file)
