@@ -1,6 +1,7 @@
 """The pyftpdlib file server, run in its own process (eventlet removes ``select.epoll``)."""
 
 import logging
+import os
 from pathlib import Path
 
 from pyftpdlib.authorizers import DummyAuthorizer
@@ -21,8 +22,17 @@ class CappedDTPHandler(DTPHandler):
     def handle_read(self):
         super().handle_read()
         if self.max_upload and self.receive and self.tot_bytes_received > self.max_upload:
-            self._resp = ("552 Upload exceeds the size cap.", log.warning)
+            self._resp = (
+                f"552 Upload exceeds the size cap of {self.max_upload} bytes.",
+                log.warning,
+            )
             self.close()
+            # Nothing half-written stays behind.
+            if self.file_obj is not None and os.path.exists(self.file_obj.name):
+                os.remove(self.file_obj.name)
+
+    # pyftpdlib binds the event to the base class's method at class creation.
+    handle_read_event = handle_read
 
 
 def build_server(ftp_config):

@@ -121,9 +121,31 @@ class AgentRuntime:
             try:
                 stages.monitor(self, job)
             except MirrorError as exc:
+                if self._taken_away(job, running):
+                    return job
                 log.warning("Job<%s> monitoring failed: %s", job["job_id"], exc)
         self.forget(job["job_id"])
         return stages.finish_step(self, job, running, code, autorun=autorun)
+
+    def _taken_away(self, job, running):
+        """Stop a step whose job was failed, killed or queued again without this agent."""
+        try:
+            current = self.central.fetch(job["job_id"])
+        except MirrorError:
+            return False
+        if current["state"] == stages.RUNNING and current["rid"] == self.rid:
+            return False
+        log.warning(
+            "Job<%s> is now %s on machine %s; stopping its step %s here",
+            job["job_id"],
+            current["state"],
+            current["rid"],
+            running.step,
+        )
+        running.killed = True
+        processes.kill_tree(running.pid, running.started, running.token, self.kill_grace)
+        self.forget(job["job_id"])
+        return True
 
     def _time_out(self, job, running):
         stages.settle_launch(self, running)

@@ -619,7 +619,9 @@ def monitor(rt, job, defer=False):
         {k: str(v) for k, v in rt.published.get(job["job_id"], {}).items() if k not in process}
     )
     process.update(urls)
-    return report(rt, job, {"process": process}, defer=defer)
+    # Conditional on the state seen: a job taken away meanwhile refuses it.
+    expect = None if defer else [job["state"]]
+    return report(rt, job, {"process": process}, expect=expect, defer=defer)
 
 
 def recover(rt, job):

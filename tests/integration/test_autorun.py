@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 from kombu import Connection
 
@@ -30,6 +31,18 @@ def sweep_para(values, name="x", ncpus=None, extra=""):
 def steps_package(mesh, name, steps_xml, result=""):
     adapter = f'<Adapter name="{name}"><Steps>{steps_xml}</Steps>{result}</Adapter>'
     return mesh.add_package(name, make_package(adapter))
+
+
+def job_processes(job_id):
+    """Live processes started for ``job_id`` (they carry MIRROR_JOB_ID)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("MIRROR_JOB_ID") == str(job_id):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def wait_all(mesh, ids, timeout=120):
@@ -375,3 +388,36 @@ def test_mirror_demo_runs_the_sweep_and_prints_results(cluster):
     assert done.stdout.count(" COMPLETED") >= 3
     assert '"force": "ftp://mirror:mirror@127.0.0.1:' in done.stdout
     assert "curl 'http://" in done.stdout
+
+
+def test_a_silent_machine_shows_stalled_jobs_then_fails_them(tmp_path, amqp_uri):
+    reconciler = {"on_machine_lost": "fail", "lost_after": 8, "stalled_intervals": 2}
+    mesh = Mesh(tmp_path, amqp_uri, RECONCILER=reconciler)
+    try:
+        mesh.start_core()
+        mesh.start_agent(1, autorun=True)
+        c_id = steps_package(
+            mesh, "stall", '<ExeArgument id="s" type="exec" value="sleep 60" priority="1"/>'
+        )
+        p_id = mesh.add_project("stall", {"para.xml": sweep_para([1])})
+        (job_id,) = mesh.ok("jobdispatch", "do", p_id=p_id, c_id=c_id)
+        mesh.wait_state(job_id, "RUNNING")
+        assert mesh.ok("machine", "ruok", rid=1)["stalled_jobs"] == []
+        # A frozen agent neither beats nor monitors.
+        mesh.procs["agent1"].send_signal(signal.SIGSTOP)
+        ruok = wait_for(
+            lambda: (r := mesh.ok("machine", "ruok", rid=1))["stalled_jobs"] and r,
+            10,
+            what="a stalled job",
+        )
+        assert ruok["stalled_jobs"] == [job_id] and ruok["ok"] is False
+        job = mesh.wait_state(job_id, "FAILED", timeout=30)
+        assert job["error"] == "resource machine 1 stopped sending heartbeats"
+        # Woken up, the agent learns at its next monitoring pass and stops the step.
+        mesh.procs["agent1"].send_signal(signal.SIGCONT)
+        wait_for(lambda: not job_processes(job_id), 20, what="the step of the failed job stopped")
+        assert mesh.ok("job", "query", job_id=job_id)["state"] == "FAILED"
+    finally:
+        if "agent1" in mesh.procs:
+            mesh.procs["agent1"].send_signal(signal.SIGCONT)
+        mesh.close()

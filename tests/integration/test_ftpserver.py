@@ -1,0 +1,98 @@
+"""The file server's rules: no anonymous login, a read-only account, confinement, an upload cap."""
+
+import ftplib
+import io
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.mesh import ROOT, free_port, wait_for
+
+CAP = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def ftp(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ftp")
+    port, passive = free_port(), free_port()
+    config = {
+        "DATA_DIR": str(tmp / "data"),
+        "FTP": {"port": port, "passive_ports": [passive, passive], "max_upload": CAP},
+    }
+    path = tmp / "mirror.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.runner", "--config", str(path), "ftp"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: connect(port, "mirror", "mirror"), 20, what="the file server")
+        yield port, tmp / "data" / "ftp"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def connect(port, user, password):
+    client = ftplib.FTP()
+    client.connect("127.0.0.1", port, timeout=5)
+    client.login(user, password)
+    return client
+
+
+def test_anonymous_and_wrong_passwords_are_refused(ftp):
+    port, _ = ftp
+    for user, password in (("anonymous", "a@b"), ("mirror", "wrong"), ("mirror-agent", "")):
+        with pytest.raises(ftplib.error_perm, match="530"):
+            connect(port, user, password)
+
+
+def test_the_writer_stores_and_the_reader_only_reads(ftp):
+    port, root = ftp
+    writer = connect(port, "mirror-agent", "mirror-agent")
+    writer.mkd("/jobs")
+    writer.storbinary("STOR /jobs/out.txt", io.BytesIO(b"result"))
+    writer.quit()
+    assert (root / "jobs" / "out.txt").read_bytes() == b"result"
+    reader = connect(port, "mirror", "mirror")
+    buf = io.BytesIO()
+    reader.retrbinary("RETR /jobs/out.txt", buf.write)
+    assert buf.getvalue() == b"result"
+    for command in (
+        lambda: reader.storbinary("STOR /jobs/evil.txt", io.BytesIO(b"x")),
+        lambda: reader.delete("/jobs/out.txt"),
+        lambda: reader.mkd("/new"),
+        lambda: reader.rename("/jobs/out.txt", "/jobs/moved.txt"),
+    ):
+        with pytest.raises(ftplib.error_perm, match="550"):
+            command()
+    reader.quit()
+    assert (root / "jobs" / "out.txt").exists() and not (root / "jobs" / "evil.txt").exists()
+
+
+def test_users_are_confined_to_the_root(ftp):
+    port, _ = ftp
+    reader = connect(port, "mirror", "mirror")
+    reader.cwd("/..")
+    assert reader.pwd() == "/"
+    with pytest.raises(ftplib.error_perm):
+        reader.retrbinary("RETR ../../../../etc/passwd", io.BytesIO().write)
+    reader.quit()
+
+
+def test_uploads_past_the_cap_are_cut(ftp):
+    port, root = ftp
+    writer = connect(port, "mirror-agent", "mirror-agent")
+    with pytest.raises((ftplib.error_temp, ftplib.error_perm, EOFError, OSError)):
+        writer.storbinary("STOR /big.bin", io.BytesIO(b"x" * (CAP * 8)))
+    writer.close()
+    assert not (root / "big.bin").exists()
+    # Below the cap, uploads go through.
+    writer = connect(port, "mirror-agent", "mirror-agent")
+    writer.storbinary("STOR /small.bin", io.BytesIO(b"x" * (CAP // 2)))
+    writer.quit()
+    assert (root / "small.bin").stat().st_size == CAP // 2
