@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mirror demo --up
+	$(BIN)/mirror --log-level WARNING demo --up
 
 test: $(STAMP)
 	$(BIN)/ruff check .

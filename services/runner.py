@@ -227,7 +227,6 @@ def child_command(args, *extra):
 
 def cmd_up(config, args):
     """Run every part as a child process; stop them all on Ctrl+C, SIGTERM or a death."""
-    green()
     check_broker(config)
     # Migrate once here so that central starts on a ready schema.
     migrate(config)
@@ -280,7 +279,12 @@ def cmd_up(config, args):
 def cmd_demo(config, args):
     from services.demo import run_demo
 
-    green()
+    # No monkey-patching here: standalone proxies need none, and unpatched,
+    # Ctrl+C and SIGTERM reach the clean-up that stops the mesh it started.
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
     check_broker(config)
     sys.exit(run_demo(config, args, start_mesh=lambda: child_command(args, "up")))
 
