@@ -56,6 +56,7 @@ def summary(job):
         "state": job.state,
         "step": job.step,
         "state_name": job.state_name,
+        "name": job.name,
         "ncpus": job.ncpus,
         "error": job.error,
         "submit_time": iso(job.submit_time),

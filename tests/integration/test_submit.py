@@ -38,6 +38,7 @@ def test_a_script_runs_and_its_output_is_readable(mesh):
     job = mesh.wait_state(job_id, FINAL)
     assert job["state"] == "COMPLETED", job["error"]
     assert job["name"] == "hi" and job["environment"] == {"GREETING": "world"}
+    assert next(j for j in mesh.ok("job", "list") if j["job_id"] == job_id)["name"] == "hi"
     out = logs(mesh, job_id)
     assert (out["step"], out["stdout"], out["stderr"]) == ("script", "hello world\n", "oops\n")
     assert out["offset_out"] == len("hello world\n")
