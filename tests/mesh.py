@@ -47,6 +47,20 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def job_processes(job_id):
+    """Live processes started for ``job_id`` (step processes carry MIRROR_JOB_ID)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("MIRROR_JOB_ID") == str(job_id):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
 class ProcessDied(Exception):
     """A mesh process exited while the test waited on it."""
 

@@ -5,14 +5,13 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 from kombu import Connection
 
 from adapters.bundled import package_zip, project_files
 from services.dependencies import JOBS_EXCHANGE, job_queue
 from tests.integration.conftest import make_package
-from tests.mesh import ROOT, Mesh, create_pg_database, drop_pg_database, wait_for
+from tests.mesh import ROOT, Mesh, create_pg_database, drop_pg_database, job_processes, wait_for
 
 FINAL = ("COMPLETED", "FAILED", "KILLED")
 FAST_DEMO = {"MIRROR_DEMO_SECONDS": "0.3"}
@@ -31,18 +30,6 @@ def sweep_para(values, name="x", ncpus=None, extra=""):
 def steps_package(mesh, name, steps_xml, result=""):
     adapter = f'<Adapter name="{name}"><Steps>{steps_xml}</Steps>{result}</Adapter>'
     return mesh.add_package(name, make_package(adapter))
-
-
-def job_processes(job_id):
-    """Live processes started for ``job_id`` (they carry MIRROR_JOB_ID)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("MIRROR_JOB_ID") == str(job_id):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def wait_all(mesh, ids, timeout=120):

@@ -7,13 +7,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
 
-import psutil
 import pytest
 import sqlalchemy as sa
 
 from adapters.bundled import project_files
 from tests.integration.conftest import make_package
-from tests.mesh import wait_for
+from tests.mesh import job_processes, wait_for
 
 FINAL = ("COMPLETED", "FAILED", "KILLED")
 
@@ -279,17 +278,6 @@ def test_parameter_values_reach_the_step_literally(manual, kind):
     assert job["state"] == "READY", job["error"]
     assert (Path(job["path"]) / "out.txt").read_text() == HOSTILE
     assert not Path("/tmp/mirror-pwned").exists()
-
-
-def job_processes(job_id):
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("MIRROR_JOB_ID") == str(job_id):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def test_kill_stops_the_whole_process_tree(manual):
