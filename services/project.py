@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import posixpath
 
 from adapters.paths import confine
 from services.dependencies import Database
@@ -24,8 +25,10 @@ def check_file_name(name):
     """A project file name is a relative path that stays inside the project."""
     if not isinstance(name, str) or not name.strip():
         raise MirrorError("file name must be a non-empty string")
+    name = name.strip()
     confine("/project", name, "project file name")
-    return name.strip().lstrip("./") if name.startswith("./") else name.strip()
+    # One spelling per file: "./a//b" and "a/b" name the same file.
+    return posixpath.normpath(name)
 
 
 class ProjectService:

@@ -109,9 +109,14 @@ def test_projects(core):
     assert (
         core.rpc("project", "upload", p_id=str(p_id), name="wing.dat", content=b64(b"new"))[0] == 0
     )
+    # Names are normalised, never stripped of their own characters.
+    assert core.rpc("project", "upload", p_id=p_id, name="./.env", content=b64(b"K=v"))[0] == 0
+    assert (
+        core.rpc("project", "upload", p_id=p_id, name="in//mesh/./a.dat", content=b64(b"m"))[0] == 0
+    )
     listed = {p["p_id"]: p for p in core.ok("project", "list")}
     assert listed[p_id]["name"] == "wing" and listed[p_id]["description"] == "a sweep"
-    assert sorted(listed[p_id]["files"]) == ["para.xml", "wing.dat"]
+    assert sorted(listed[p_id]["files"]) == [".env", "in/mesh/a.dat", "para.xml", "wing.dat"]
     assert core.ok("project", "getalljob", p_id=p_id) == []
 
 
