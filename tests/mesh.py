@@ -1,6 +1,7 @@
 """A real mesh of ``mirror`` processes for integration tests, on private names and ports."""
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -59,6 +60,21 @@ def job_processes(job_id):
         except psutil.Error:
             continue
     return found
+
+
+@contextlib.contextmanager
+def script_mesh(tmp, amqp_uri, machine_name="alpha", slots=None):
+    """Core services and one autorun agent (rid 1) that lets scripts use ``tmp/shared``."""
+    shared = Path(tmp) / "shared"
+    shared.mkdir()
+    mesh = Mesh(tmp, amqp_uri, AGENT={"allowed_roots": [str(shared)], "name": machine_name})
+    mesh.shared = shared
+    try:
+        mesh.start_core()
+        mesh.start_agent(1, autorun=True, slots=slots)
+        yield mesh
+    finally:
+        mesh.close()
 
 
 class ProcessDied(Exception):

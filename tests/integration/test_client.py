@@ -23,7 +23,7 @@ from services.client import (
     submit_job,
     wait_for_all_jobs,
 )
-from tests.mesh import ROOT, Mesh, free_port, wait_for
+from tests.mesh import ROOT, free_port, script_mesh, wait_for
 
 FINAL = ("COMPLETED", "FAILED", "KILLED")
 
@@ -31,17 +31,8 @@ FINAL = ("COMPLETED", "FAILED", "KILLED")
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory, amqp_uri):
     """Central services plus agent 1 (named ``alpha``) in autorun; scripts may use ``shared/``."""
-    tmp = tmp_path_factory.mktemp("client")
-    shared = tmp / "shared"
-    shared.mkdir()
-    mesh = Mesh(tmp, amqp_uri, AGENT={"allowed_roots": [str(shared)], "name": "alpha"})
-    mesh.shared = shared
-    try:
-        mesh.start_core()
-        mesh.start_agent(1, autorun=True, slots=8)
+    with script_mesh(tmp_path_factory.mktemp("client"), amqp_uri, slots=8) as mesh:
         yield mesh
-    finally:
-        mesh.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import requests
 from nameko.runners import ServiceRunner
 
 from gateway import GatewayService
-from tests.mesh import Mesh, wait_for
+from tests.mesh import script_mesh, wait_for
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED")
 UTC_SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -27,17 +27,8 @@ SMALL_BODY = 2048
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory, amqp_uri):
-    tmp = tmp_path_factory.mktemp("rest")
-    shared = tmp / "shared"
-    shared.mkdir()
-    mesh = Mesh(tmp, amqp_uri, AGENT={"allowed_roots": [str(shared)], "name": "node-alpha"})
-    mesh.shared = shared
-    try:
-        mesh.start_core()
-        mesh.start_agent(1, autorun=True)
+    with script_mesh(tmp_path_factory.mktemp("rest"), amqp_uri, "node-alpha") as mesh:
         yield mesh
-    finally:
-        mesh.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.mesh import Mesh, wait_for
+from tests.mesh import script_mesh, wait_for
 
 FINAL = ("COMPLETED", "FAILED", "KILLED")
 
@@ -10,17 +10,8 @@ FINAL = ("COMPLETED", "FAILED", "KILLED")
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory, amqp_uri):
     """One autorun agent (rid 1, named ``alpha``) that allows scripts under ``shared/``."""
-    tmp = tmp_path_factory.mktemp("submit")
-    shared = tmp / "shared"
-    shared.mkdir()
-    mesh = Mesh(tmp, amqp_uri, AGENT={"allowed_roots": [str(shared)], "name": "alpha"})
-    mesh.shared = shared
-    try:
-        mesh.start_core()
-        mesh.start_agent(1, autorun=True)
+    with script_mesh(tmp_path_factory.mktemp("submit"), amqp_uri) as mesh:
         yield mesh
-    finally:
-        mesh.close()
 
 
 def logs(mesh, job_id, **kwargs):
