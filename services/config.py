@@ -54,6 +54,9 @@ DEFAULTS = {
         # (besides the work root), e.g. ["/home", "/data"].
         "allowed_roots": [],
         "kill_grace": 5,
+        # Autorun records a step RUNNING once it has run this many seconds; a
+        # shorter step is recorded once, when it ends (its journal covers a crash).
+        "report_delay": 0.5,
         # Seconds between heartbeats; a machine missing ``offline_after`` beats is offline.
         "heartbeat": 2,
         "offline_after": 3,

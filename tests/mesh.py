@@ -192,18 +192,31 @@ class Mesh:
         return self
 
     def start_agent(
-        self, rid=1, autorun=False, slots=None, tags=None, env=None, amqp_uri=None, wait=True
+        self,
+        rid=1,
+        autorun=False,
+        slots=None,
+        tags=None,
+        env=None,
+        amqp_uri=None,
+        wait=True,
+        agent=None,
     ):
-        """Start the agent of machine ``rid``; ``amqp_uri`` gives it a broker of its own."""
+        """Start the agent of machine ``rid``.
+
+        ``amqp_uri`` gives it a broker of its own, ``agent`` AGENT settings of its own.
+        """
         args = ["agent", "--rid", str(rid)] + (["--autorun"] if autorun else [])
         if slots:
             args += ["--slots", str(slots)]
         if tags is not None:
             args += ["--tags", ",".join(tags)]
         config_path = self.config_path
-        if amqp_uri:
+        if amqp_uri or agent:
+            config = {**self.config, "AGENT": {**self.config["AGENT"], **(agent or {})}}
+            config["AMQP_URI"] = amqp_uri or config["AMQP_URI"]
             config_path = self.tmp / f"agent{rid}.yaml"
-            config_path.write_text(yaml.safe_dump({**self.config, "AMQP_URI": amqp_uri}))
+            config_path.write_text(yaml.safe_dump(config))
         name = f"agent{rid}"
         log = open(self.tmp / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(

@@ -56,17 +56,20 @@ def alive(pid, started):
         return False
 
 
-def find_step(job_id, step):
+def find_step(job_id, step, job_dir=None):
     """``(pid, start time)`` of a job's step process found by its environment, or None.
 
     For a step whose pid never reached the central record (the agent died
     right after starting it); the wrapper shell is the oldest such process.
+    With ``job_dir``, only a process of that directory (not of an earlier run).
     """
     found = []
     for proc in psutil.process_iter(["create_time"]):
         try:
             env = proc.environ()
         except psutil.Error:
+            continue
+        if job_dir is not None and env.get("MIRROR_JOB_DIR") != str(job_dir):
             continue
         if env.get("MIRROR_JOB_ID") == str(job_id) and env.get("MIRROR_STEP") == step:
             found.append((proc.info["create_time"], proc.pid))

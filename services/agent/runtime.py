@@ -55,6 +55,7 @@ class AgentRuntime:
             for r in [agent["work_root"], *(agent.get("allowed_roots") or [])]
         ]
         self.kill_grace = float(agent.get("kill_grace", 5))
+        self.report_delay = float(agent.get("report_delay", 0.5))
         self.autorun = bool(config["DEBUG"]["autorun_job"])
         self.interval = float(config["MONITOR"]["interval"])
         self.refs = 0
@@ -64,6 +65,9 @@ class AgentRuntime:
         # clean shutdown.
         beat = float(agent["heartbeat"])
         self.beats = CentralClient(config, size=1, timeout=max(3 * beat, 5.0), retries=0)
+        # A beat stuck on a dead broker connection must not hold back the
+        # beats after the broker is back: the reconciler counts silent seconds.
+        self.beat_limit = max(2 * beat, 1.0)
         self.files = FileStore(config["FTP"])
         self.workspace = Workspace(agent["work_root"], self.files)
         self.running = {}
@@ -109,6 +113,8 @@ class AgentRuntime:
             deadline = begun + float(job["time_limit"]) * 60
         while True:
             wait = self.interval
+            if running.report_due is not None:
+                wait = min(wait, max(0.0, running.report_due - time.monotonic()))
             if deadline is not None:
                 wait = max(0.0, min(wait, deadline - time.time()))
             ended, code = processes.wait_exit(running.pid, timeout=wait, started=running.started)
@@ -118,6 +124,13 @@ class AgentRuntime:
                 return job
             if deadline is not None and time.time() >= deadline:
                 return self._time_out(job, running)
+            if running.report_due is not None:
+                # A step outlasting AGENT.report_delay: now record it RUNNING.
+                if time.monotonic() >= running.report_due and not stages.report_running(
+                    self, job, running
+                ):
+                    return job
+                continue
             try:
                 stages.monitor(self, job)
             except MirrorError as exc:
@@ -148,7 +161,6 @@ class AgentRuntime:
         return True
 
     def _time_out(self, job, running):
-        stages.settle_launch(self, running)
         running.killed = True
         reason = f"time limit of {job['time_limit']:g} min exceeded in step {running.step}"
         stages.fail(self, job, reason, running.step)
@@ -231,7 +243,7 @@ class AgentRuntime:
                 stages.build_directory(self, job, defer=True)
                 stages.build_files(self, job, defer=True)
             while any(s["state"] != "DONE" for s in job["steps"]):
-                running = stages.launch_step(self, job, background_report=True)
+                running = stages.launch_step(self, job, defer_report=True)
                 self.watch(job, running, autorun=True)
                 if running.killed or job["state"] != stages.READY:
                     return
@@ -268,11 +280,10 @@ class AgentRuntime:
                 log.warning("Job<%s> could not be recovered: %s", job_id, exc)
 
     def _recover_one(self, job):
+        stages.replay_journal(self, job)
         running = None
         if job["state"] == stages.RUNNING:
             running = stages.reattach(self, job)
-            if running is None:
-                return
         if self.autorun:
             self.active[job["job_id"]] = job["ncpus"]
             self.spawn(self._resume, job, running)
@@ -301,6 +312,11 @@ class AgentRuntime:
 
     # -- heartbeat -------------------------------------------------------------------
     def heartbeat(self):
+        stuck = MirrorError(f"no answer within {self.beat_limit:g}s")
+        with eventlet.Timeout(self.beat_limit, stuck):
+            self._beat()
+
+    def _beat(self):
         self.beats.call(
             "machine",
             "heartbeat",

@@ -5,16 +5,16 @@ function takes the agent runtime ``rt`` (central client, file store, workspace)
 and a job bundle from ``job.fetch``; none touches the database.
 """
 
+import json
 import logging
 import os
 import shutil
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import eventlet
 
 from adapters.errors import AdapterError, where_of
 from adapters.filegen import data_path, generate_files, step_workdir
@@ -52,8 +52,8 @@ class Running:
     killed: bool = False
     exit_file: str = ""
     stderr: str = ""
-    # The RUNNING report when it travels in the background (autorun).
-    launch_report: object = None
+    # When a RUNNING report deferred in autorun is due (time.monotonic()).
+    report_due: float | None = None
     publish: dict = field(default_factory=dict)
 
 
@@ -82,6 +82,7 @@ def report(rt, job, changes, expect=None, defer=False):
             pending = job["_pending"] = {"changes": {}, "expect": expect}
         merge_changes(pending["changes"], changes)
         apply_locally(job, changes)
+        write_journal(job)
         return job
     if pending is not None:
         merged = {}
@@ -89,9 +90,55 @@ def report(rt, job, changes, expect=None, defer=False):
         merge_changes(merged, changes)
         changes, expect = merged, pending["expect"] if pending["expect"] else expect
     updated = rt.central.report(job["job_id"], rt.rid, changes, expect)
-    job.pop("_pending", None)
+    if job.pop("_pending", None) is not None:
+        drop_journal(job)
     job.update(updated)
     return job
+
+
+# Deferred changes are kept in the job directory too: an agent restarted
+# before sending them learns from this journal which steps it had started.
+JOURNAL = Path(".mirror") / "pending.json"
+
+
+def write_journal(job):
+    if not job.get("path"):
+        return
+    target = Path(job["path"]) / JOURNAL
+    saved = {"attempt": job.get("attempts"), **job["_pending"]}
+    try:
+        partial = target.with_suffix(".partial")
+        partial.write_text(json.dumps(saved))
+        os.replace(partial, target)
+    except OSError as exc:
+        log.warning("Job<%s> journal not written: %s", job["job_id"], exc)
+
+
+def drop_journal(job):
+    if job.get("path"):
+        (Path(job["path"]) / JOURNAL).unlink(missing_ok=True)
+
+
+def replay_journal(rt, job):
+    """Fold in the changes an earlier agent process deferred and never sent; True if any.
+
+    A journal counts only for the job's current attempt, and only while the
+    job is still in the state those changes expected (else they were sent).
+    """
+    for root in reversed(rt.workspace.job_dirs(job["job_id"])):
+        try:
+            saved = json.loads((root / JOURNAL).read_text())
+        except (OSError, ValueError):
+            continue
+        if saved.get("attempt") != job.get("attempts"):
+            continue
+        if saved.get("expect") and job["state"] not in saved["expect"]:
+            continue
+        job["_pending"] = {"changes": saved["changes"], "expect": saved.get("expect")}
+        apply_locally(job, saved["changes"])
+        log.info("Job<%s> unsent changes found in %s", job["job_id"], root / JOURNAL)
+        return True
+    return False
 
 
 def merge_changes(into, changes):
@@ -331,13 +378,15 @@ def hook_context(job, root, workdir, step, publish):
     )
 
 
-def launch_step(rt, job, step_id=None, background_report=False):
+def launch_step(rt, job, step_id=None, defer_report=False):
     """Run the pre hook, start the step's process, record it RUNNING; return once started.
 
     The process starts before the RUNNING report so that one report carries
     its pid too; were that report refused (the job was killed meanwhile), the
-    process is stopped again at once. With ``background_report`` (autorun)
-    the report travels while the process runs; `settle_launch` joins it.
+    process is stopped again at once. With ``defer_report`` (autorun) the
+    report waits in the journal: a step still running after
+    ``AGENT.report_delay`` seconds gets it then (`report_running`), a shorter
+    one is reported once, with its end.
     """
     refuse_running(job, "starting another step")
     if job["state"] != READY:
@@ -371,7 +420,29 @@ def launch_step(rt, job, step_id=None, background_report=False):
             ) from exc
     token = uuid.uuid4().hex
     exit_file = str(root / ".mirror" / "logs" / f"{step_id}.exit")
+    changes = {
+        "state": RUNNING,
+        "step": step_id,
+        "error": None,
+        "pid": None,
+        "pid_start": None,
+        "steps": {
+            step_id: {
+                "state": "RUNNING",
+                "start_time": started,
+                "end_time": None,
+                "exit_code": None,
+            }
+        },
+        "message": f"step {step_id} starting",
+    }
+    if defer_report:
+        # In the journal before the process exists: an agent killed at any
+        # point after this looks for the step instead of starting it again.
+        report(rt, job, changes, expect=[READY], defer=True)
     try:
+        # An exit file left by an earlier run would be taken for this one's.
+        Path(exit_file).unlink(missing_ok=True)
         pid, create_time = processes.start(
             argv,
             cwd=str(workdir),
@@ -396,24 +467,10 @@ def launch_step(rt, job, step_id=None, background_report=False):
         publish=publish,
     )
     rt.track(running)
-    changes = {
-        "state": RUNNING,
-        "step": step_id,
-        "error": None,
-        "pid": pid,
-        "pid_start": create_time,
-        "steps": {
-            step_id: {
-                "state": "RUNNING",
-                "start_time": started,
-                "end_time": None,
-                "exit_code": None,
-            }
-        },
-        "message": f"step {step_id} starting",
-    }
-    if background_report:
-        running.launch_report = eventlet.spawn(report, rt, job, changes, [READY])
+    changes.update(pid=pid, pid_start=create_time)
+    if defer_report:
+        report(rt, job, {"pid": pid, "pid_start": create_time}, defer=True)
+        running.report_due = time.monotonic() + rt.report_delay
     else:
         report_launch(rt, job, running, changes)
     log.info("Job<%s> step %s started, pid %s", job["job_id"], step_id, pid)
@@ -435,13 +492,13 @@ def stop_refused(rt, running):
     rt.forget(running.job_id)
 
 
-def settle_launch(rt, running):
-    """Wait for a RUNNING report sent in the background; False if it was refused."""
-    if running.launch_report is None:
+def report_running(rt, job, running):
+    """Send the deferred RUNNING report of a step still running; False if it was refused."""
+    running.report_due = None
+    if "_pending" not in job:
         return True
-    pending, running.launch_report = running.launch_report, None
     try:
-        pending.wait()
+        report(rt, job, {})
     except MirrorError as exc:
         log.info(
             "Job<%s> step %s was not recorded as running: %s", running.job_id, running.step, exc
@@ -461,7 +518,7 @@ def reattach(rt, job):
     exit_file = str(root / ".mirror" / "logs" / f"{step}.exit")
     pid, started = job.get("pid"), job.get("pid_start")
     if not pid:
-        pid, started = processes.find_step(job["job_id"], step) or (None, None)
+        pid, started = processes.find_step(job["job_id"], step, root) or (None, None)
     token = None
     if processes.alive(pid, started):
         token = processes.token_of(pid)
@@ -487,7 +544,7 @@ def finish_step(rt, job, running, code, *, autorun=False):
     """Record how a step ended: post hook, step state, then READY or FAILED."""
     step_id = running.step
     ended = utcnow()
-    if not settle_launch(rt, running) or running.killed:
+    if running.killed:
         return job
     if code is None:
         code = read_exit_file(running.exit_file)
@@ -660,8 +717,10 @@ def kill(rt, job, reason="killed by user"):
     changes = {"state": KILLED, "error": reason, "message": reason}
     if running is not None:
         running.killed = True
-    if job["step"] and job["state"] == RUNNING:
-        changes["steps"] = {job["step"]: {"state": "KILLED", "end_time": utcnow()}}
+    # A running step's RUNNING report may still wait in autorun's journal.
+    step = running.step if running is not None else job["step"] if job["state"] == RUNNING else None
+    if step:
+        changes["steps"] = {step: {"state": "KILLED", "end_time": utcnow()}}
     report(rt, job, changes, expect=[QUEUED, PREPARING, READY, RUNNING])
     if running is not None:
         processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)

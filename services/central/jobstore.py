@@ -11,6 +11,8 @@ from services.rpcutil import MirrorError, job_missing
 
 log = logging.getLogger(__name__)
 
+JOBS, STEPS, EVENTS = Job.__table__, JobStep.__table__, JobEvent.__table__
+
 QUEUED, PREPARING, READY, RUNNING = "QUEUED", "PREPARING", "READY", "RUNNING"
 COMPLETED, FAILED, KILLED = "COMPLETED", "FAILED", "KILLED"
 FINAL = frozenset({COMPLETED, FAILED, KILLED})
@@ -38,57 +40,68 @@ def parse_time(value):
 
 def step_dict(step):
     return {
-        "id": step.step_id,
-        "state": step.state,
-        "start_time": iso(step.start_time),
-        "end_time": iso(step.end_time),
-        "exit_code": step.exit_code,
+        "id": step["step_id"],
+        "state": step["state"],
+        "start_time": iso(step["start_time"]),
+        "end_time": iso(step["end_time"]),
+        "exit_code": step["exit_code"],
     }
 
 
 def summary(job):
-    """The short form used by lists."""
+    """The short form used by lists, from a ``jobs`` row mapping."""
     return {
-        "job_id": job.id,
-        "p_id": job.project_id,
-        "c_id": job.package_id,
-        "rid": job.rid,
-        "state": job.state,
-        "step": job.step,
-        "state_name": job.state_name,
-        "name": job.name,
-        "ncpus": job.ncpus,
-        "error": job.error,
-        "submit_time": iso(job.submit_time),
-        "start_time": iso(job.start_time),
-        "end_time": iso(job.end_time),
+        "job_id": job["id"],
+        "p_id": job["project_id"],
+        "c_id": job["package_id"],
+        "rid": job["rid"],
+        "state": job["state"],
+        "step": job["step"],
+        "state_name": job["state_name"],
+        "name": job["name"],
+        "ncpus": job["ncpus"],
+        "error": job["error"],
+        "submit_time": iso(job["submit_time"]),
+        "start_time": iso(job["start_time"]),
+        "end_time": iso(job["end_time"]),
     }
 
 
-def record(job):
-    """The full ``job.query`` record of SPEC section 6."""
+def record(job, steps):
+    """The full ``job.query`` record of SPEC section 6, from row mappings."""
     out = summary(job)
     out.update(
-        steps=[step_dict(s) for s in job.steps],
-        params=job.params,
-        path=job.path,
-        para_name=job.para_name,
-        time_limit=job.time_limit,
-        tags=job.tags,
-        name=job.name,
-        submission_id=job.submission_id,
-        metadata=job.meta,
-        environment=job.environment,
-        workdir=job.workdir,
-        stdout_path=job.stdout_path,
-        stderr_path=job.stderr_path,
-        pid=job.pid,
-        pid_start=job.pid_start,
-        process=job.process,
-        result=job.result,
-        attempts=job.attempts,
+        steps=[step_dict(s) for s in steps],
+        params=job["params"],
+        path=job["path"],
+        para_name=job["para_name"],
+        time_limit=job["time_limit"],
+        tags=job["tags"],
+        submission_id=job["submission_id"],
+        metadata=job["meta"],
+        environment=job["environment"],
+        workdir=job["workdir"],
+        stdout_path=job["stdout_path"],
+        stderr_path=job["stderr_path"],
+        pid=job["pid"],
+        pid_start=job["pid_start"],
+        process=job["process"],
+        result=job["result"],
+        attempts=job["attempts"],
     )
     return out
+
+
+def step_event(job_id, stamp, state, step_id, fields):
+    exit_code = fields.get("exit_code")
+    suffix = f" (exit code {exit_code})" if exit_code is not None else ""
+    return {
+        "job_id": job_id,
+        "time": stamp,
+        "state": state,
+        "step": step_id,
+        "message": f"step {step_id} {fields['state']}{suffix}",
+    }
 
 
 @retry_disconnects
@@ -99,13 +112,18 @@ class JobStore:
         self.Session = sessionmaker
 
     def _job(self, session, job_id, *, lock=False):
-        query = select(Job).where(Job.id == job_id)
+        """The job's row as a dict (locked for the transaction with ``lock``)."""
+        query = select(JOBS).where(JOBS.c.id == job_id)
         if lock:
             query = query.with_for_update()
-        job = session.scalar(query)
-        if job is None:
+        row = session.execute(query).mappings().first()
+        if row is None:
             raise job_missing(job_id)
-        return job
+        return dict(row)
+
+    def _steps(self, session, job_id):
+        query = select(STEPS).where(STEPS.c.job_id == job_id).order_by(STEPS.c.position)
+        return [dict(row) for row in session.execute(query).mappings()]
 
     # -- creation ----------------------------------------------------------
     def create(self, p_id, c_id, para_name, states, step_ids, placements, tags=(), extra=None):
@@ -159,7 +177,7 @@ class JobStore:
     # -- reads -------------------------------------------------------------
     def get(self, job_id):
         with self.Session() as session:
-            return record(self._job(session, job_id))
+            return record(self._job(session, job_id), self._steps(session, job_id))
 
     def getrid(self, job_id):
         with self.Session() as session:
@@ -182,7 +200,7 @@ class JobStore:
             ]
 
     def list(self, state=None, rid=None, p_id=None, limit=100):
-        query = select(Job).order_by(Job.id.desc()).limit(limit)
+        query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
         if state is not None:
             states = [s.strip().upper() for s in str(state).split(",") if s.strip()]
             unknown = set(states) - set(STATES)
@@ -190,13 +208,13 @@ class JobStore:
                 raise MirrorError(
                     f"unknown job state {sorted(unknown)[0]!r}; one of {', '.join(STATES)}"
                 )
-            query = query.where(Job.state.in_(states))
+            query = query.where(JOBS.c.state.in_(states))
         if rid is not None:
-            query = query.where(Job.rid == rid)
+            query = query.where(JOBS.c.rid == rid)
         if p_id is not None:
-            query = query.where(Job.project_id == p_id)
+            query = query.where(JOBS.c.project_id == p_id)
         with self.Session() as session:
-            return [summary(j) for j in session.scalars(query).all()]
+            return [summary(row) for row in session.execute(query).mappings()]
 
     def counts_by_machine(self):
         """``{rid: {"running": n, "cores": c, "queued": q}}`` over unfinished jobs."""
@@ -223,91 +241,123 @@ class JobStore:
         ``changes`` may hold ``state``, ``message``, ``steps`` (``{step_id:
         {state, exit_code, start_time, end_time}}``), ``reset_steps`` and the
         fields in ``REPORTABLE``. Every state or step change appends an event.
+        Core statements, not the ORM: this runs several times per job and
+        the unit of work cost more than the SQL itself.
         """
         unknown = set(changes) - REPORTABLE - {"state", "message", "steps", "reset_steps"}
         if unknown:
             raise MirrorError(f"report for job {job_id} has unknown fields: {sorted(unknown)}")
+        new_state = changes.get("state")
+        if new_state and new_state not in STATES:
+            raise MirrorError(f"unknown job state {new_state!r}")
         stamp = now()
         with self.Session.begin() as session:
             job = self._job(session, job_id, lock=True)
-            if rid is not None and job.rid is not None and job.rid != rid:
-                raise MirrorError(f"job {job_id} belongs to resource machine {job.rid}, not {rid}")
-            if expect and job.state not in expect:
-                raise MirrorError(f"job {job_id} is {job.state}, expected {' or '.join(expect)}")
+            if rid is not None and job["rid"] is not None and job["rid"] != rid:
+                raise MirrorError(
+                    f"job {job_id} belongs to resource machine {job['rid']}, not {rid}"
+                )
+            if expect and job["state"] not in expect:
+                raise MirrorError(f"job {job_id} is {job['state']}, expected {' or '.join(expect)}")
+            steps = self._steps(session, job_id)
+            sets = {key: changes[key] for key in REPORTABLE & set(changes)}
+            step_sets, events = self._step_changes(job, steps, changes, stamp)
+            if changes.get("reset_steps") and "result" not in changes:
+                sets["result"] = {}
+            step_now = sets.get("step", job["step"])
             message = changes.get("message", "")
-            for key in REPORTABLE & set(changes):
-                setattr(job, key, changes[key])
-            if changes.get("reset_steps"):
-                for step in job.steps:
-                    step.state, step.exit_code = "PENDING", None
-                    step.start_time = step.end_time = None
-                job.result = {}
-            for step_id, fields in (changes.get("steps") or {}).items():
-                step = next((s for s in job.steps if s.step_id == step_id), None)
-                if step is None:
-                    raise MirrorError(f"job {job_id} has no step '{step_id}'")
-                if "state" in fields and fields["state"] != step.state:
-                    step.state = fields["state"]
-                    session.add(
-                        JobEvent(
-                            job_id=job_id,
-                            time=stamp,
-                            state=job.state if "state" not in changes else changes["state"],
-                            step=step_id,
-                            message=f"step {step_id} {fields['state']}"
-                            + (
-                                f" (exit code {fields['exit_code']})"
-                                if fields.get("exit_code") is not None
-                                else ""
-                            ),
+            if new_state and new_state != job["state"]:
+                sets.update(self._transition(job, new_state, changes, stamp))
+                events.append(self._event(job_id, stamp, new_state, step_now, message))
+            elif message:
+                events.append(self._event(job_id, stamp, job["state"], step_now, message))
+            if job["start_time"] is None:
+                # The job starts with its first step; a short one is reported
+                # only once it ended, so the state may never have read RUNNING.
+                starts = [v["start_time"] for v in step_sets.values() if v.get("start_time")]
+                if starts:
+                    sets["start_time"] = min(starts)
+                elif new_state == RUNNING:
+                    sets["start_time"] = stamp
+            if "process" in changes:
+                sets["progress_at"] = stamp
+            sets["updated"] = stamp
+            session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**sets))
+            for row_id, values in step_sets.items():
+                session.execute(update(STEPS).where(STEPS.c.id == row_id).values(**values))
+            if events:
+                session.execute(insert(EVENTS), events)
+            job.update(sets)
+            log.debug("Job<%s> report %s", job_id, changes)
+            return record(job, [{**s, **step_sets.get(s["id"], {})} for s in steps])
+
+    @staticmethod
+    def _event(job_id, stamp, state, step, message):
+        return {"job_id": job_id, "time": stamp, "state": state, "step": step, "message": message}
+
+    @staticmethod
+    def _step_changes(job, steps, changes, stamp):
+        """``({step row id: new values}, [step events])`` of a report."""
+        step_sets = {}
+        if changes.get("reset_steps"):
+            for step in steps:
+                step_sets[step["id"]] = {
+                    "state": "PENDING",
+                    "exit_code": None,
+                    "start_time": None,
+                    "end_time": None,
+                }
+        by_name = {step["step_id"]: step for step in steps}
+        state_now = changes["state"] if "state" in changes else job["state"]
+        events = []
+        for step_id, fields in (changes.get("steps") or {}).items():
+            step = by_name.get(step_id)
+            if step is None:
+                raise MirrorError(f"job {job['id']} has no step '{step_id}'")
+            values = step_sets.setdefault(step["id"], {})
+            was = values.get("state", step["state"])
+            if "state" in fields and fields["state"] != was:
+                if was == "PENDING" and fields["state"] != "RUNNING" and fields.get("start_time"):
+                    # A short step the agent reported only once it ended (autorun):
+                    # its run still gets its event, at the time it started.
+                    started = {"state": "RUNNING"}
+                    events.append(
+                        step_event(
+                            job["id"], parse_time(fields["start_time"]), RUNNING, step_id, started
                         )
                     )
-                if "exit_code" in fields:
-                    step.exit_code = fields["exit_code"]
-                if "start_time" in fields:
-                    step.start_time = parse_time(fields["start_time"])
-                if "end_time" in fields:
-                    step.end_time = parse_time(fields["end_time"])
-            new_state = changes.get("state")
-            if new_state and new_state not in STATES:
-                raise MirrorError(f"unknown job state {new_state!r}")
-            if new_state and new_state != job.state:
-                if new_state == PREPARING and job.state == QUEUED:
-                    job.claimed_at = stamp
-                    job.attempts += 1
-                if new_state == RUNNING and job.start_time is None:
-                    job.start_time = stamp
-                if new_state in FINAL:
-                    job.end_time = stamp
-                    job.pid = job.pid_start = None
-                elif job.state in FINAL:
-                    # A finished job built again starts a new run.
-                    job.end_time = None
-                    if "error" not in changes:
-                        job.error = None
-                job.state = new_state
-                session.add(
-                    JobEvent(
-                        job_id=job_id, time=stamp, state=new_state, step=job.step, message=message
-                    )
-                )
-            elif message:
-                session.add(
-                    JobEvent(
-                        job_id=job_id, time=stamp, state=job.state, step=job.step, message=message
-                    )
-                )
-            if "process" in changes:
-                job.progress_at = stamp
-            job.updated = stamp
-            log.debug("Job<%s> report %s", job_id, changes)
-            return record(job)
+                values["state"] = fields["state"]
+                events.append(step_event(job["id"], stamp, state_now, step_id, fields))
+            if "exit_code" in fields:
+                values["exit_code"] = fields["exit_code"]
+            for key in ("start_time", "end_time"):
+                if key in fields:
+                    values[key] = parse_time(fields[key])
+        return {k: v for k, v in step_sets.items() if v}, events
+
+    @staticmethod
+    def _transition(job, new_state, changes, stamp):
+        """The columns a change of state sets besides ``state`` itself."""
+        sets = {"state": new_state}
+        if new_state == PREPARING and job["state"] == QUEUED:
+            sets["claimed_at"] = stamp
+            sets["attempts"] = job["attempts"] + 1
+        if new_state in FINAL:
+            sets.update(end_time=stamp, pid=None, pid_start=None)
+        elif job["state"] in FINAL:
+            # A finished job built again starts a new run.
+            sets["end_time"] = None
+            if "error" not in changes:
+                sets["error"] = None
+        return sets
 
     def remove(self, job_id, rid=None):
         with self.Session.begin() as session:
             job = self._job(session, job_id, lock=True)
-            if rid is not None and job.rid is not None and job.rid != rid:
-                raise MirrorError(f"job {job_id} belongs to resource machine {job.rid}, not {rid}")
+            if rid is not None and job["rid"] is not None and job["rid"] != rid:
+                raise MirrorError(
+                    f"job {job_id} belongs to resource machine {job['rid']}, not {rid}"
+                )
             session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
             session.execute(delete(JobStep).where(JobStep.job_id == job_id))
             session.execute(delete(Job).where(Job.id == job_id))
@@ -354,19 +404,33 @@ class JobStore:
 
     def requeue(self, job_id, reason):
         """Put a claimed job back in the queue, unplaced, with its steps reset."""
+        stamp = now()
         with self.Session.begin() as session:
             job = self._job(session, job_id, lock=True)
-            if job.state not in ACTIVE:
+            if job["state"] not in ACTIVE:
                 return False
-            job.state, job.rid, job.step, job.path = QUEUED, None, None, None
-            job.pid = job.pid_start = None
-            job.process, job.result = {}, {}
-            for step in job.steps:
-                step.state, step.exit_code, step.start_time, step.end_time = (
-                    "PENDING",
-                    None,
-                    None,
-                    None,
+            session.execute(
+                update(JOBS)
+                .where(JOBS.c.id == job_id)
+                .values(
+                    state=QUEUED,
+                    rid=None,
+                    step=None,
+                    path=None,
+                    pid=None,
+                    pid_start=None,
+                    process={},
+                    result={},
+                    updated=stamp,
                 )
-            session.add(JobEvent(job_id=job_id, time=now(), state=QUEUED, message=reason))
+            )
+            session.execute(
+                update(STEPS)
+                .where(STEPS.c.job_id == job_id)
+                .values(state="PENDING", exit_code=None, start_time=None, end_time=None)
+            )
+            session.execute(
+                insert(EVENTS),
+                [{"job_id": job_id, "time": stamp, "state": QUEUED, "message": reason}],
+            )
             return True

@@ -1,0 +1,200 @@
+"""JobStore on real databases (the embedded SQLite file and PostgreSQL), no broker."""
+
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import func, select
+
+from db.migrate import upgrade
+from db.models import CalcPackage, JobEvent, Project
+from db.session import make_engine, make_sessionmaker
+from services.central.jobstore import JobStore
+from services.rpcutil import MirrorError
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/mirror.db"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    Session = make_sessionmaker(engine)
+    with Session.begin() as session:
+        session.add(Project(id=1, name="p"))
+        session.add(
+            CalcPackage(id=1, name="c", adapter_xml="<x/>", size=1, sha256="0", ftp_path="/c")
+        )
+    yield JobStore(Session)
+    engine.dispose()
+
+
+def make_jobs(store, count=1, rid=7, steps=("a", "b")):
+    states = [
+        SimpleNamespace(index=i, name=f"s{i}", params={"X": i, "NCPUS": 2}) for i in range(count)
+    ]
+    return store.create(1, 1, "para.xml", states, list(steps), [rid] * count)
+
+
+def event_count(store, job_id):
+    with store.Session() as session:
+        return session.scalar(select(func.count()).where(JobEvent.job_id == job_id))
+
+
+def test_created_jobs_have_the_record_shape(store):
+    job_id, other = make_jobs(store, 2)
+    job = store.get(job_id)
+    assert job["job_id"] == job_id and other == job_id + 1
+    assert job["state"] == "QUEUED" and job["rid"] == 7 and job["ncpus"] == 2
+    assert job["params"] == {"X": 0, "NCPUS": 2}
+    assert [s["id"] for s in job["steps"]] == ["a", "b"]
+    assert {s["state"] for s in job["steps"]} == {"PENDING"}
+    assert job["attempts"] == 0 and job["process"] == {} and job["result"] == {}
+    assert store.events(job_id) == [
+        {"time": job["submit_time"], "state": "QUEUED", "step": None, "message": "dispatched"}
+    ]
+    assert [j["job_id"] for j in store.list(state="queued")] == [other, job_id]
+
+
+def test_claim_then_steps_then_completion(store):
+    (job_id,) = make_jobs(store)
+    claimed = store.report(job_id, 7, {"state": "PREPARING", "message": "claimed"}, ["QUEUED"])
+    assert claimed["state"] == "PREPARING" and claimed["attempts"] == 1
+    running = store.report(
+        job_id,
+        7,
+        {
+            "state": "RUNNING",
+            "step": "a",
+            "pid": 42,
+            "pid_start": 1.5,
+            "path": "/w/1",
+            "steps": {"a": {"state": "RUNNING", "start_time": "2026-01-01T00:00:00+00:00"}},
+        },
+        ["PREPARING", "READY"],
+    )
+    # The job started when its first step did (the agent's clock, like the step's).
+    assert running["start_time"] == "2026-01-01T00:00:00+00:00" and running["pid"] == 42
+    assert running["steps"][0]["start_time"] == "2026-01-01T00:00:00+00:00"
+    assert store.get(job_id) == running
+    done = store.report(
+        job_id,
+        7,
+        {
+            "state": "COMPLETED",
+            "result": {"out": "ftp://x"},
+            "steps": {
+                "a": {"state": "DONE", "exit_code": 0},
+                "b": {"state": "DONE", "exit_code": 0},
+            },
+            "message": "results recovered",
+        },
+        ["RUNNING"],
+    )
+    assert done["state"] == "COMPLETED" and done["pid"] is None and done["pid_start"] is None
+    assert done["end_time"] is not None and done["result"] == {"out": "ftp://x"}
+    assert [(s["state"], s["exit_code"]) for s in done["steps"]] == [("DONE", 0), ("DONE", 0)]
+    assert store.get(job_id) == done
+    messages = [e["message"] for e in store.events(job_id)]
+    assert messages == [
+        "dispatched",
+        "claimed",
+        "step a RUNNING",
+        "",
+        "step a DONE (exit code 0)",
+        "step b DONE (exit code 0)",
+        "results recovered",
+    ]
+
+
+def test_refused_reports_change_nothing(store):
+    (job_id,) = make_jobs(store)
+    before = store.get(job_id)
+    with pytest.raises(MirrorError, match=r"job \d+ is QUEUED, expected RUNNING"):
+        store.report(job_id, 7, {"state": "COMPLETED"}, ["RUNNING"])
+    with pytest.raises(MirrorError, match=r"belongs to resource machine 7, not 8"):
+        store.report(job_id, 8, {"state": "PREPARING"})
+    with pytest.raises(MirrorError, match=r"has no step 'zz'"):
+        store.report(job_id, 7, {"state": "PREPARING", "steps": {"a": {"state": "DONE"}, "zz": {}}})
+    with pytest.raises(MirrorError, match=r"unknown job state 'DONE'"):
+        store.report(job_id, 7, {"state": "DONE"})
+    with pytest.raises(MirrorError, match=r"unknown fields: \['rid'\]"):
+        store.report(job_id, 7, {"rid": 9})
+    with pytest.raises(MirrorError, match="job is not existed , job : 999"):
+        store.report(999, 7, {"state": "PREPARING"})
+    assert store.get(job_id) == before
+    assert event_count(store, job_id) == 1
+
+
+def test_a_finished_job_built_again_starts_a_new_run(store):
+    (job_id,) = make_jobs(store)
+    store.report(job_id, 7, {"state": "FAILED", "error": "boom", "pid": 5})
+    failed = store.get(job_id)
+    assert failed["error"] == "boom" and failed["end_time"] and failed["pid"] is None
+    again = store.report(
+        job_id,
+        7,
+        {"state": "PREPARING", "reset_steps": True, "steps": {"a": {"state": "RUNNING"}}},
+    )
+    assert again["error"] is None and again["end_time"] is None and again["result"] == {}
+    assert [s["state"] for s in again["steps"]] == ["RUNNING", "PENDING"]
+    # Not from QUEUED: not a claim, so no new attempt.
+    assert again["attempts"] == 0
+
+
+def test_progress_and_plain_messages(store):
+    (job_id,) = make_jobs(store)
+    store.report(job_id, 7, {"state": "PREPARING"}, ["QUEUED"])
+    same = store.report(job_id, 7, {"state": "PREPARING", "message": "still here"})
+    assert same["state"] == "PREPARING"
+    quiet = store.report(job_id, 7, {"process": {"currentstep": "1"}})
+    assert quiet["process"] == {"currentstep": "1"}
+    assert [e["message"] for e in store.events(job_id)][-1] == "still here"
+    assert event_count(store, job_id) == 3
+
+
+def test_requeue_resets_a_claimed_job(store):
+    (job_id,) = make_jobs(store)
+    assert not store.requeue(job_id, "lost")
+    store.report(job_id, 7, {"state": "PREPARING"}, ["QUEUED"])
+    store.report(
+        job_id, 7, {"state": "RUNNING", "step": "a", "pid": 3, "steps": {"a": {"state": "RUNNING"}}}
+    )
+    assert store.orphaned([7]) == [job_id]
+    assert store.requeue(job_id, "machine 7 lost; queued again")
+    job = store.get(job_id)
+    assert (job["state"], job["rid"], job["step"], job["pid"]) == ("QUEUED", None, None, None)
+    assert {s["state"] for s in job["steps"]} == {"PENDING"}
+    assert job["attempts"] == 1
+    assert store.events(job_id)[-1]["message"] == "machine 7 lost; queued again"
+    assert store.place(job_id, 8) and store.getrid(job_id) == 8
+
+
+def test_steps_reported_only_once_ended_still_get_their_run_events(store):
+    """Autorun reports a short step once, with its end: the record reads as if it ran."""
+    (job_id,) = make_jobs(store)
+    store.report(job_id, 7, {"state": "PREPARING", "message": "claimed"}, ["QUEUED"])
+    a_start, b_start = "2026-01-01T00:00:01+00:00", "2026-01-01T00:00:02+00:00"
+    done = store.report(
+        job_id,
+        7,
+        {
+            "state": "COMPLETED",
+            "steps": {
+                "a": {"state": "DONE", "exit_code": 0, "start_time": a_start},
+                "b": {"state": "DONE", "exit_code": 0, "start_time": b_start},
+            },
+            "message": "step a done; step b done; results recovered",
+        },
+        ["PREPARING"],
+    )
+    assert done["start_time"] == a_start
+    events = [(e["time"], e["state"], e["message"]) for e in store.events(job_id)][2:]
+    assert events[:4] == [
+        (a_start, "RUNNING", "step a RUNNING"),
+        (events[1][0], "COMPLETED", "step a DONE (exit code 0)"),
+        (b_start, "RUNNING", "step b RUNNING"),
+        (events[3][0], "COMPLETED", "step b DONE (exit code 0)"),
+    ]
+    assert events[4][1:] == ("COMPLETED", "step a done; step b done; results recovered")
