@@ -18,7 +18,11 @@ WRAPPER = '"$@"; code=$?; echo $code > "$MIRROR_EXIT_FILE"; exit $code'
 
 
 def start(argv, *, cwd, env, stdout, stderr):
-    """Start ``argv`` as the leader of a new session; return ``(pid, create_time)``."""
+    """Start ``argv`` as the leader of a new session; return its pid.
+
+    Its start time (`create_time`) is read only when it must be recorded:
+    while unreaped, our own child cannot be mistaken for another process.
+    """
     with open(stdout, "ab") as out, open(stderr, "ab") as err:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", WRAPPER, "mirror-step", *argv],
@@ -33,7 +37,7 @@ def start(argv, *, cwd, env, stdout, stderr):
     # wait_exit owns waitpid; stop the Popen object from reaping this pid.
     proc.returncode = 0
     subprocess._active = [p for p in getattr(subprocess, "_active", []) if p is not proc]
-    return proc.pid, create_time(proc.pid)
+    return proc.pid
 
 
 def create_time(pid):
@@ -159,14 +163,23 @@ def wait_exit(pid, timeout=None, started=None):
     if not pid:
         return True, None
     try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        ours = False
+    else:
+        if done:
+            return True, os.waitstatus_to_exitcode(status)
+        # Our unreaped child: its pid cannot have been reused.
+        ours = True
+    try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return True, _reap(pid)
     except OSError:
         return _poll_exit(pid, timeout, started)
     try:
-        if not alive(pid, started):
-            return True, _reap(pid)
+        if not ours and not alive(pid, started):
+            return True, None
         try:
             trampoline(fd, read=True, timeout=timeout, timeout_exc=TimeoutError)
         except TimeoutError:

@@ -82,7 +82,6 @@ def report(rt, job, changes, expect=None, defer=False):
             pending = job["_pending"] = {"changes": {}, "expect": expect}
         merge_changes(pending["changes"], changes)
         apply_locally(job, changes)
-        write_journal(job)
         return job
     if pending is not None:
         merged = {}
@@ -90,28 +89,46 @@ def report(rt, job, changes, expect=None, defer=False):
         merge_changes(merged, changes)
         changes, expect = merged, pending["expect"] if pending["expect"] else expect
     updated = rt.central.report(job["job_id"], rt.rid, changes, expect)
-    if job.pop("_pending", None) is not None:
+    if (job.pop("_pending", None) or {}).get("journal"):
         drop_journal(job)
     job.update(updated)
     return job
 
 
-# Deferred changes are kept in the job directory too: an agent restarted
-# before sending them learns from this journal which steps it had started.
+# Deferred changes are written to the job directory before a step starts: an
+# agent restarted before sending them learns from this journal which step it
+# had started. What is not journaled can be done again (directory and files)
+# or learned again (a step's end, from its exit file).
 JOURNAL = Path(".mirror") / "pending.json"
 
 
 def write_journal(job):
-    if not job.get("path"):
-        return
-    target = Path(job["path"]) / JOURNAL
+    """Append the pending changes as one line; the last whole line is the one that counts.
+
+    Appending, not replacing: a rename over the old file makes ext4 flush
+    the new one's data, which cost more than the rest of a trivial step.
+    """
+    job["_pending"]["journal"] = True
     saved = {"attempt": job.get("attempts"), **job["_pending"]}
     try:
-        partial = target.with_suffix(".partial")
-        partial.write_text(json.dumps(saved))
-        os.replace(partial, target)
+        with open(Path(job["path"]) / JOURNAL, "a", encoding="utf-8") as out:
+            out.write(json.dumps(saved) + "\n")
     except OSError as exc:
         log.warning("Job<%s> journal not written: %s", job["job_id"], exc)
+
+
+def read_journal(path):
+    """The last complete entry of a journal file, or None."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+    return None
 
 
 def drop_journal(job):
@@ -126,15 +143,16 @@ def replay_journal(rt, job):
     job is still in the state those changes expected (else they were sent).
     """
     for root in reversed(rt.workspace.job_dirs(job["job_id"])):
-        try:
-            saved = json.loads((root / JOURNAL).read_text())
-        except (OSError, ValueError):
-            continue
-        if saved.get("attempt") != job.get("attempts"):
+        saved = read_journal(root / JOURNAL)
+        if saved is None or saved.get("attempt") != job.get("attempts"):
             continue
         if saved.get("expect") and job["state"] not in saved["expect"]:
             continue
-        job["_pending"] = {"changes": saved["changes"], "expect": saved.get("expect")}
+        job["_pending"] = {
+            "changes": saved["changes"],
+            "expect": saved.get("expect"),
+            "journal": True,
+        }
         apply_locally(job, saved["changes"])
         log.info("Job<%s> unsent changes found in %s", job["job_id"], root / JOURNAL)
         return True
@@ -440,10 +458,11 @@ def launch_step(rt, job, step_id=None, defer_report=False):
         # In the journal before the process exists: an agent killed at any
         # point after this looks for the step instead of starting it again.
         report(rt, job, changes, expect=[READY], defer=True)
+        write_journal(job)
     try:
         # An exit file left by an earlier run would be taken for this one's.
         Path(exit_file).unlink(missing_ok=True)
-        pid, create_time = processes.start(
+        pid = processes.start(
             argv,
             cwd=str(workdir),
             env=step_env(rt, job, root, workdir, step_id, token, exit_file),
@@ -458,7 +477,7 @@ def launch_step(rt, job, step_id=None, defer_report=False):
         job_id=job["job_id"],
         step=step_id,
         pid=pid,
-        started=create_time,
+        started=None if defer_report else processes.create_time(pid),
         token=token,
         start_time=started,
         job_dir=str(root),
@@ -467,9 +486,10 @@ def launch_step(rt, job, step_id=None, defer_report=False):
         publish=publish,
     )
     rt.track(running)
-    changes.update(pid=pid, pid_start=create_time)
+    changes.update(pid=pid, pid_start=running.started)
     if defer_report:
-        report(rt, job, {"pid": pid, "pid_start": create_time}, defer=True)
+        # The start time is read if the report is sent while the step runs.
+        report(rt, job, {"pid": pid}, defer=True)
         running.report_due = time.monotonic() + rt.report_delay
     else:
         report_launch(rt, job, running, changes)
@@ -497,8 +517,9 @@ def report_running(rt, job, running):
     running.report_due = None
     if "_pending" not in job:
         return True
+    running.started = processes.create_time(running.pid)
     try:
-        report(rt, job, {})
+        report(rt, job, {"pid_start": running.started})
     except MirrorError as exc:
         log.info(
             "Job<%s> step %s was not recorded as running: %s", running.job_id, running.step, exc
