@@ -32,8 +32,9 @@ def make_engine(url):
             cur.close()
 
         return engine
-    # pre_ping replaces connections that died with a database restart.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No pre-ping (a round trip per checkout): a call that meets a connection
+    # dead since a database restart is retried on a fresh one (central/retry.py).
+    return create_engine(url, pool_size=10, max_overflow=20)
 
 
 def make_sessionmaker(engine):

@@ -31,11 +31,8 @@ class JobDispatchService:
         rid = to_int(rid, "rid", optional=True)
         tags = [t for t in (tags.split(",") if isinstance(tags, str) else tags or []) if t]
         catalog = self.db.catalog
-        with catalog.Session() as session:
-            catalog.get_project(session, p_id)
-            package = catalog.get_package(session, c_id)
-            adapter_xml = package.adapter_xml
-        adapter = parse_adapter(adapter_xml.encode("utf-8"), "adapter.xml")
+        catalog.require_project(p_id)
+        adapter = parse_adapter(catalog.adapter_xml(c_id).encode("utf-8"), "adapter.xml")
         states = parse_params(catalog.read_project_file(p_id, para_name), para_name)
         if rid is not None:
             placements = [rid] * len(states)

@@ -4,7 +4,6 @@ import logging
 
 from nameko.exceptions import RpcTimeout, UnknownService
 
-from services.central.catalog import package_path
 from services.central.jobstore import FINAL, QUEUED
 from services.cluster import DynamicRpc
 from services.dependencies import Database
@@ -86,16 +85,7 @@ class JobService:
         return self._bundle(job)
 
     def _bundle(self, job):
-        catalog = self.db.catalog
-        with catalog.Session() as session:
-            package = catalog.get_package(session, job["c_id"])
-            job["package"] = {
-                "c_id": package.id,
-                "ftp_path": package_path(package.id),
-                "sha256": package.sha256,
-                "adapter_xml": package.adapter_xml,
-            }
-            job["project_files"] = catalog.project_files(session, job["p_id"])
+        job["package"], job["project_files"] = self.db.catalog.job_inputs(job["p_id"], job["c_id"])
         return job
 
     @mirror_rpc

@@ -54,6 +54,5 @@ class ProjectService:
     @mirror_rpc
     def getalljob(self, p_id):
         p_id = to_int(p_id, "p_id")
-        with self.db.catalog.Session() as session:
-            self.db.catalog.get_project(session, p_id)
+        self.db.catalog.require_project(p_id)
         return self.db.jobs.list(p_id=p_id, limit=None)

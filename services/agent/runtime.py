@@ -105,11 +105,10 @@ class AgentRuntime:
         """Wait for a step to end, monitoring meanwhile; then record how it ended."""
         deadline = None
         if job.get("time_limit"):
-            begun = (
-                datetime.fromisoformat(job["start_time"]).timestamp()
-                if job.get("start_time")
-                else time.time()
-            )
+            # The job's start, or its first step's while that is not reported yet.
+            starts = [s["start_time"] for s in job["steps"] if s.get("start_time")]
+            started = job.get("start_time") or min(starts, default=None)
+            begun = datetime.fromisoformat(started).timestamp() if started else time.time()
             deadline = begun + float(job["time_limit"]) * 60
         while True:
             wait = self.interval

@@ -61,6 +61,11 @@ class Catalog:
             log.info("Project<%s> created: %s", project.id, project.name)
             return project.id
 
+    def require_project(self, p_id):
+        """Raise the seed's error if project ``p_id`` does not exist."""
+        with self.Session() as session:
+            self.get_project(session, p_id)
+
     def get_project(self, session, p_id):
         project = session.get(Project, p_id)
         if project is None:
@@ -93,13 +98,6 @@ class Catalog:
             else:
                 existing.size, existing.sha256, existing.ftp_path = len(data), digest, remote
         log.info("Project<%s> file %s stored (%d bytes)", p_id, name, len(data))
-
-    def project_files(self, session, p_id):
-        project = self.get_project(session, p_id)
-        return [
-            {"name": f.name, "ftp_path": f.ftp_path, "sha256": f.sha256, "size": f.size}
-            for f in project.files
-        ]
 
     def read_project_file(self, p_id, name):
         with self.Session() as session:
@@ -138,6 +136,38 @@ class Catalog:
             session.get(CalcPackage, c_id).ftp_path = package_path(c_id)
         log.info("CalcPackage<%s> registered: %s (%d bytes)", c_id, name, len(data))
         return c_id
+
+    def job_inputs(self, p_id, c_id):
+        """``(package, project files)`` as an agent needs them to lay out a job directory.
+
+        Plain column queries: every claim asks for these.
+        """
+        with self.Session() as session:
+            package = session.execute(
+                select(CalcPackage.sha256, CalcPackage.adapter_xml, CalcPackage.ftp_path).where(
+                    CalcPackage.id == c_id
+                )
+            ).first()
+            if package is None or not package.ftp_path:
+                raise package_missing(c_id)
+            files = session.execute(
+                select(ProjectFile.name, ProjectFile.ftp_path, ProjectFile.sha256, ProjectFile.size)
+                .where(ProjectFile.project_id == p_id)
+                .order_by(ProjectFile.name)
+            ).all()
+            if not files and session.get(Project, p_id) is None:
+                raise project_missing(p_id)
+        package = {
+            "c_id": c_id,
+            "ftp_path": package_path(c_id),
+            "sha256": package.sha256,
+            "adapter_xml": package.adapter_xml,
+        }
+        return package, [dict(f._mapping) for f in files]
+
+    def adapter_xml(self, c_id):
+        with self.Session() as session:
+            return self.get_package(session, c_id).adapter_xml
 
     def get_package(self, session, c_id):
         package = session.get(CalcPackage, c_id)

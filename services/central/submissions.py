@@ -12,6 +12,7 @@ from adapters.adapter import parse_adapter
 from adapters.bundled import package_zip
 from adapters.params import State
 from db.models import CalcPackage, Project
+from services.central.retry import retry_disconnects
 from services.rpcutil import MirrorError
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def check_against_roots(workdir, stdout, stderr, roots, rid):
             )
 
 
+@retry_disconnects
 class Submissions:
     """The hidden project and built-in package that script jobs belong to."""
 
