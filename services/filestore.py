@@ -108,8 +108,15 @@ class FileStore:
 
     def put_file(self, remote, fileobj):
         def op(ftp):
-            self._makedirs(ftp, posixpath.dirname(remote))
-            ftp.storbinary(f"STOR {remote}", fileobj)
+            try:
+                ftp.storbinary(f"STOR {remote}", fileobj)
+            except ftplib.error_perm as exc:
+                # Our server makes missing parents itself; another answers 550 or 553.
+                if str(exc)[:3] not in ("550", "553"):
+                    raise
+                fileobj.seek(0)
+                self._makedirs(ftp, posixpath.dirname(remote))
+                ftp.storbinary(f"STOR {remote}", fileobj)
 
         self._run(f"upload of {remote}", op)
         return remote
