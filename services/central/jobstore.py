@@ -18,6 +18,8 @@ COMPLETED, FAILED, KILLED = "COMPLETED", "FAILED", "KILLED"
 FINAL = frozenset({COMPLETED, FAILED, KILLED})
 STATES = (QUEUED, PREPARING, READY, RUNNING, COMPLETED, FAILED, KILLED)
 STEP_STATES = ("PENDING", "RUNNING", "DONE", "FAILED", "KILLED")
+# A step as it is before its first run (a rebuilt or re-queued job's steps).
+STEP_RESET = {"state": "PENDING", "exit_code": None, "start_time": None, "end_time": None}
 ACTIVE = (PREPARING, READY, RUNNING)
 
 # Fields an agent may set through ``report``.
@@ -300,13 +302,7 @@ class JobStore:
         """``({step row id: new values}, [step events])`` of a report."""
         step_sets = {}
         if changes.get("reset_steps"):
-            for step in steps:
-                step_sets[step["id"]] = {
-                    "state": "PENDING",
-                    "exit_code": None,
-                    "start_time": None,
-                    "end_time": None,
-                }
+            step_sets = {step["id"]: dict(STEP_RESET) for step in steps}
         by_name = {step["step_id"]: step for step in steps}
         state_now = changes["state"] if "state" in changes else job["state"]
         events = []
@@ -424,11 +420,7 @@ class JobStore:
                     updated=stamp,
                 )
             )
-            session.execute(
-                update(STEPS)
-                .where(STEPS.c.job_id == job_id)
-                .values(state="PENDING", exit_code=None, start_time=None, end_time=None)
-            )
+            session.execute(update(STEPS).where(STEPS.c.job_id == job_id).values(**STEP_RESET))
             session.execute(
                 insert(EVENTS),
                 [{"job_id": job_id, "time": stamp, "state": QUEUED, "message": reason}],
