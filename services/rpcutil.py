@@ -2,7 +2,15 @@
 
 import logging
 
-from nameko.rpc import Rpc
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
+from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 
 from adapters.errors import AdapterError
 
@@ -37,8 +45,43 @@ def envelope(result, exc_info):
     return [-1, f"internal error: {type(exc).__name__}: {exc}"], None
 
 
+class ReplyPublisher(Publisher):
+    """Publishes RPC replies without waiting for the broker's confirm.
+
+    A confirm would add a round trip to every call and buy nothing: a reply
+    the broker loses times out at the caller, confirmed or not, and every
+    Mirror call is safe to send again.
+    """
+
+    use_confirms = False
+
+
+class FastResponder(Responder):
+    publisher_cls = ReplyPublisher
+
+
+class MirrorRpcConsumer(RpcConsumer):
+    """nameko's RPC consumer with `FastResponder` replies (the same wire format)."""
+
+    def handle_result(self, message, result, exc_info):
+        config = self.container.config
+        responder = FastResponder(
+            config[AMQP_URI_CONFIG_KEY],
+            get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
+            message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
 class MirrorRpc(Rpc):
     """An RPC entrypoint that answers ``[0, value]`` or ``[-1, "message"]``, never raises."""
+
+    rpc_consumer = MirrorRpcConsumer()
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         result, exc_info = envelope(result, exc_info)
