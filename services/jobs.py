@@ -76,11 +76,11 @@ class JobService:
     @mirror_rpc
     def claim(self, job_id, rid):
         """QUEUED -> PREPARING for machine ``rid``, answering the bundle (one round trip)."""
+        return self._claim(to_int(job_id, "job_id"), to_int(rid, "rid"))
+
+    def _claim(self, job_id, rid):
         job = self.db.jobs.report(
-            to_int(job_id, "job_id"),
-            to_int(rid, "rid"),
-            {"state": "PREPARING", "message": "claimed"},
-            [QUEUED],
+            job_id, rid, {"state": "PREPARING", "message": "claimed"}, [QUEUED]
         )
         return self._bundle(job)
 
@@ -93,6 +93,34 @@ class JobService:
         return self.db.jobs.report(
             to_int(job_id, "job_id"), to_int(rid, "rid", optional=True), changes, expect
         )
+
+    @mirror_rpc
+    def batch(self, rid, reports=(), claim=None):
+        """Several reports of machine ``rid``, then a claim, in one round trip.
+
+        ``reports`` holds ``{job_id, changes, expect}`` dicts, each applied on
+        its own: one refused leaves the others standing. Answers ``reports``
+        (one ``[code, value]`` each, as ``report`` would answer), ``claimed``
+        (the bundle, or null) and ``claim_error`` (why not, or null).
+        """
+        rid = to_int(rid, "rid")
+        out = {"reports": [], "claimed": None, "claim_error": None}
+        for item in reports:
+            try:
+                if not isinstance(item, dict) or not isinstance(item.get("changes"), dict):
+                    raise MirrorError(f"malformed report {item!r}: needs job_id and changes")
+                job = self.db.jobs.report(
+                    to_int(item.get("job_id"), "job_id"), rid, item["changes"], item.get("expect")
+                )
+                out["reports"].append([0, job])
+            except MirrorError as exc:
+                out["reports"].append([-1, str(exc)])
+        if claim is not None:
+            try:
+                out["claimed"] = self._claim(to_int(claim, "claim"), rid)
+            except MirrorError as exc:
+                out["claim_error"] = str(exc)
+        return out
 
     @mirror_rpc
     def remove(self, job_id, rid=None):

@@ -3,6 +3,7 @@
 import logging
 
 import eventlet
+from eventlet.event import Event
 from eventlet.queue import LightQueue
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout, UnknownService
@@ -38,6 +39,9 @@ class CentralClient:
         self._pool = LightQueue()
         self._created = 0
         self._all = []
+        # Reports waiting to ride with the next call (see `report`'s ``linger``).
+        self._outbox = []
+        self._flusher = None
 
     def _take(self):
         if self._pool.qsize() == 0 and self._created < self.size:
@@ -118,31 +122,143 @@ class CentralClient:
         return self.call("job", "fetch", job_id=job_id)
 
     def claim(self, job_id, rid):
-        """Claim a queued job; a retried claim that had already taken effect counts as done."""
+        """Claim a queued job; a retried claim that had already taken effect counts as done.
+
+        Reports waiting in the outbox go along, in one ``job.batch`` call.
+        """
+        if self._outbox:
+            return self._send_batch(rid, claim=job_id)
         code, value, tries = self._call("job", "claim", {"job_id": job_id, "rid": rid})
         if code == 0:
             return value
         if tries > 1:
-            job = self.fetch(job_id)
-            if job["state"] == "PREPARING" and job["rid"] == rid:
+            job = self._claimed_before(job_id, rid)
+            if job is not None:
                 return job
         raise MirrorError(value)
 
-    def report(self, job_id, rid, changes, expect=None):
-        """Report a transition; a retried report that had already taken effect counts as done."""
+    def _claimed_before(self, job_id, rid):
+        """The bundle of a job an earlier try already claimed for ``rid``, else None."""
+        job = self.fetch(job_id)
+        return job if job["state"] == "PREPARING" and job["rid"] == rid else None
+
+    def report(self, job_id, rid, changes, expect=None, linger=0.0):
+        """Report a transition; a retried report that had already taken effect counts as done.
+
+        With ``linger`` (seconds) the report may wait that long in the outbox
+        for another call to ride with; the caller waits for its outcome all
+        the same. Reports waiting there go along with this one.
+        """
+        if linger > 0 or self._outbox:
+            entry = {"job_id": job_id, "rid": rid, "changes": changes, "expect": expect}
+            entry["done"] = Event()
+            self._outbox.append(entry)
+            if linger > 0:
+                self._flush_after(rid, linger)
+            else:
+                self._send_batch(rid)
+            return entry["done"].wait()
         kwargs = {"job_id": job_id, "rid": rid, "changes": changes, "expect": expect}
         code, value, tries = self._call("job", "report", kwargs)
         if code == 0:
             return value
+        return self._landed_before(job_id, rid, changes, expect, value, tries)
+
+    def _landed_before(self, job_id, rid, changes, expect, error, tries):
+        """The job a refused retry finds already in the reported state, else MirrorError."""
         target = changes.get("state")
         if tries > 1 and target and expect:
             # The first try may have landed and only its reply been lost.
             job = self.fetch(job_id)
             if job["state"] == target and job["rid"] in (rid, None):
                 return job
-        raise MirrorError(value)
+        raise MirrorError(error)
+
+    # -- the outbox ---------------------------------------------------------------
+    def _flush_after(self, rid, delay):
+        if self._flusher is None:
+            self._flusher = eventlet.spawn_after(delay, self._flush, rid)
+
+    def _flush(self, rid):
+        self._flusher = None
+        if self._outbox:
+            try:
+                self._send_batch(rid)
+            except MirrorError as exc:
+                # Each waiting report got this error as its outcome.
+                log.warning("reports not sent: %s", exc)
+
+    def _send_batch(self, rid, claim=None):
+        """Send every report in the outbox (and ``claim``) as one ``job.batch`` call.
+
+        Each waiting report gets its own outcome; the claim's bundle is
+        returned, or MirrorError raised as `claim` would.
+        """
+        entries, self._outbox = self._outbox, []
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        reports = [{k: e[k] for k in ("job_id", "changes", "expect")} for e in entries]
+        try:
+            code, value, tries = self._call(
+                "job", "batch", {"rid": rid, "reports": reports, "claim": claim}
+            )
+        except BaseException as exc:
+            for entry in entries:
+                entry["done"].send_exception(
+                    exc
+                    if isinstance(exc, MirrorError)
+                    else MirrorError(f"report not sent: {exc!r}")
+                )
+            raise
+        if code != 0:
+            value = {
+                "reports": [[code, value]] * len(entries),
+                "claimed": None,
+                "claim_error": value,
+            }
+        try:
+            for entry, (rcode, rvalue) in zip(entries, value["reports"], strict=False):
+                self._settle(entry, rid, rcode, rvalue, tries)
+        finally:
+            for entry in entries:
+                if not entry["done"].ready():
+                    entry["done"].send_exception(MirrorError("the report got no answer"))
+        if claim is None:
+            return None
+        if value["claimed"] is not None:
+            return value["claimed"]
+        if tries > 1:
+            job = self._claimed_before(claim, rid)
+            if job is not None:
+                return job
+        raise MirrorError(value["claim_error"])
+
+    def _settle(self, entry, rid, code, value, tries):
+        """Hand a batched report its outcome, as `report` would have answered."""
+        if code == 0:
+            entry["done"].send(value)
+            return
+        try:
+            job = self._landed_before(
+                entry["job_id"], rid, entry["changes"], entry["expect"], value, tries
+            )
+        except MirrorError as exc:
+            entry["done"].send_exception(exc)
+        else:
+            entry["done"].send(job)
 
     def close(self):
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        if self._outbox:
+            # Stopping: what waits in the outbox goes now, with no retries.
+            self.retries = 0
+            try:
+                self._send_batch(self._outbox[0]["rid"])
+            except MirrorError as exc:
+                log.warning("reports left unsent at shutdown: %s", exc)
         for proxy in list(self._all):
             try:
                 proxy.stop()

@@ -248,7 +248,9 @@ class AgentRuntime:
                     return
             # Publishing results takes no cores: the next job may start meanwhile.
             self.free_cores(job_id)
-            stages.recover(self, job)
+            # With jobs waiting, a claim follows soon: the final report rides with
+            # it, one round trip for both (at most AGENT.report_delay later).
+            stages.recover(self, job, linger=self.report_delay if self.waiting else 0.0)
             log.info("Job<%s> %s", job_id, job["state"])
         except MirrorError as exc:
             stages.fail(self, job, str(exc))

@@ -68,13 +68,14 @@ def fetch(rt, job_id):
     return job
 
 
-def report(rt, job, changes, expect=None, defer=False):
+def report(rt, job, changes, expect=None, defer=False, linger=0.0):
     """Report a transition and fold the new record into the bundle.
 
     With ``defer`` the change is applied to the bundle only and travels with
     the next report (autorun saves a round trip per stage this way); the
     merged report is checked against what the first deferred change expected,
-    since that is the state the database still holds.
+    since that is the state the database still holds. With ``linger`` the
+    report may wait that many seconds to ride with another call (a claim).
     """
     pending = job.get("_pending")
     if defer:
@@ -88,7 +89,7 @@ def report(rt, job, changes, expect=None, defer=False):
         merge_changes(merged, pending["changes"])
         merge_changes(merged, changes)
         changes, expect = merged, pending["expect"] if pending["expect"] else expect
-    updated = rt.central.report(job["job_id"], rt.rid, changes, expect)
+    updated = rt.central.report(job["job_id"], rt.rid, changes, expect, linger=linger)
     if (job.pop("_pending", None) or {}).get("journal"):
         drop_journal(job)
     job.update(updated)
@@ -702,8 +703,8 @@ def monitor(rt, job, defer=False):
     return report(rt, job, {"process": process}, expect=expect, defer=defer)
 
 
-def recover(rt, job):
-    """Publish the Result files and mark the job COMPLETED."""
+def recover(rt, job, linger=0.0):
+    """Publish the Result files and mark the job COMPLETED (see `report` for ``linger``)."""
     if job["state"] == COMPLETED:
         return job
     refuse_running(job, "recovering its results")
@@ -726,6 +727,7 @@ def recover(rt, job):
         job,
         {"state": COMPLETED, "result": urls, "message": "results recovered"},
         expect=[READY],
+        linger=linger,
     )
 
 
