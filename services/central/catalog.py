@@ -3,13 +3,23 @@
 import hashlib
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from db.models import CalcPackage, Project, ProjectFile
 from services.central.retry import retry_disconnects
 from services.rpcutil import MirrorError, package_missing, project_missing
 
 log = logging.getLogger(__name__)
+
+# What every claim reads, built once (see jobstore's statements).
+JOB_PACKAGE = select(CalcPackage.sha256, CalcPackage.adapter_xml, CalcPackage.ftp_path).where(
+    CalcPackage.id == bindparam("key")
+)
+JOB_FILES = (
+    select(ProjectFile.name, ProjectFile.ftp_path, ProjectFile.sha256, ProjectFile.size)
+    .where(ProjectFile.project_id == bindparam("key"))
+    .order_by(ProjectFile.name)
+)
 
 
 def project_dict(project):
@@ -143,18 +153,10 @@ class Catalog:
         Plain column queries: every claim asks for these.
         """
         with self.Session() as session:
-            package = session.execute(
-                select(CalcPackage.sha256, CalcPackage.adapter_xml, CalcPackage.ftp_path).where(
-                    CalcPackage.id == c_id
-                )
-            ).first()
+            package = session.execute(JOB_PACKAGE, {"key": c_id}).first()
             if package is None or not package.ftp_path:
                 raise package_missing(c_id)
-            files = session.execute(
-                select(ProjectFile.name, ProjectFile.ftp_path, ProjectFile.sha256, ProjectFile.size)
-                .where(ProjectFile.project_id == p_id)
-                .order_by(ProjectFile.name)
-            ).all()
+            files = session.execute(JOB_FILES, {"key": p_id}).all()
             if not files and session.get(Project, p_id) is None:
                 raise project_missing(p_id)
         package = {

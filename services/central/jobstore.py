@@ -3,7 +3,7 @@
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from db.models import Job, JobEvent, JobStep
 from services.central.retry import retry_disconnects
@@ -21,6 +21,16 @@ STEP_STATES = ("PENDING", "RUNNING", "DONE", "FAILED", "KILLED")
 # A step as it is before its first run (a rebuilt or re-queued job's steps).
 STEP_RESET = {"state": "PENDING", "exit_code": None, "start_time": None, "end_time": None}
 ACTIVE = (PREPARING, READY, RUNNING)
+
+# The statements of ``report``, built once: it runs several times per job, and
+# building a statement and its cache key cost more than running it.
+SELECT_JOB = select(JOBS).where(JOBS.c.id == bindparam("key"))
+SELECT_JOB_LOCKED = SELECT_JOB.with_for_update()
+SELECT_STEPS = select(STEPS).where(STEPS.c.job_id == bindparam("key")).order_by(STEPS.c.position)
+# Their SET clauses come from the parameters given (the columns that change).
+UPDATE_JOB = update(JOBS).where(JOBS.c.id == bindparam("key"))
+UPDATE_STEP = update(STEPS).where(STEPS.c.id == bindparam("key"))
+INSERT_EVENTS = insert(EVENTS)
 
 # Fields an agent may set through ``report``.
 REPORTABLE = {"step", "path", "error", "pid", "pid_start", "process", "result"}
@@ -94,6 +104,18 @@ def record(job, steps):
     return out
 
 
+def same_columns(step_sets):
+    """``{row id: values}`` as lists of parameter sets that set the same columns.
+
+    Each list runs as one executemany; a report usually sets the same
+    columns of every step it names.
+    """
+    groups = {}
+    for row_id, values in step_sets.items():
+        groups.setdefault(tuple(sorted(values)), []).append({"key": row_id, **values})
+    return list(groups.values())
+
+
 def step_event(job_id, stamp, state, step_id, fields):
     exit_code = fields.get("exit_code")
     suffix = f" (exit code {exit_code})" if exit_code is not None else ""
@@ -115,17 +137,14 @@ class JobStore:
 
     def _job(self, session, job_id, *, lock=False):
         """The job's row as a dict (locked for the transaction with ``lock``)."""
-        query = select(JOBS).where(JOBS.c.id == job_id)
-        if lock:
-            query = query.with_for_update()
-        row = session.execute(query).mappings().first()
+        query = SELECT_JOB_LOCKED if lock else SELECT_JOB
+        row = session.execute(query, {"key": job_id}).mappings().first()
         if row is None:
             raise job_missing(job_id)
         return dict(row)
 
     def _steps(self, session, job_id):
-        query = select(STEPS).where(STEPS.c.job_id == job_id).order_by(STEPS.c.position)
-        return [dict(row) for row in session.execute(query).mappings()]
+        return [dict(row) for row in session.execute(SELECT_STEPS, {"key": job_id}).mappings()]
 
     # -- creation ----------------------------------------------------------
     def create(self, p_id, c_id, para_name, states, step_ids, placements, tags=(), extra=None):
@@ -284,11 +303,11 @@ class JobStore:
             if "process" in changes:
                 sets["progress_at"] = stamp
             sets["updated"] = stamp
-            session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**sets))
-            for row_id, values in step_sets.items():
-                session.execute(update(STEPS).where(STEPS.c.id == row_id).values(**values))
+            session.execute(UPDATE_JOB, {"key": job_id, **sets})
+            for rows in same_columns(step_sets):
+                session.execute(UPDATE_STEP, rows)
             if events:
-                session.execute(insert(EVENTS), events)
+                session.execute(INSERT_EVENTS, events)
             job.update(sets)
             log.debug("Job<%s> report %s", job_id, changes)
             return record(job, [{**s, **step_sets.get(s["id"], {})} for s in steps])

@@ -67,7 +67,7 @@ def test_journals_of_other_attempts_or_already_sent_are_ignored(tmp_path):
     assert not stages.replay_journal(rt, {**make_job(), "job_id": 6})
 
 
-def test_a_sent_report_removes_the_journal(tmp_path):
+def test_a_sent_report_empties_the_journal(tmp_path):
     rt = runtime(tmp_path)
     job = make_job()
     launched(rt.workspace, job)
@@ -76,10 +76,11 @@ def test_a_sent_report_removes_the_journal(tmp_path):
     sent = []
 
     class Central:
-        def report(self, job_id, rid, changes, expect):
+        def report(self, job_id, rid, changes, expect, linger=0.0):
             sent.append((changes["state"], expect))
             return {"state": changes["state"]}
 
     stages.report(SimpleNamespace(central=Central(), rid=1), job, {"state": "COMPLETED"})
     assert sent == [("COMPLETED", ["PREPARING"])]
-    assert not journal.exists() and "_pending" not in job
+    assert journal.read_text() == "" and "_pending" not in job
+    assert not stages.replay_journal(rt, make_job())
