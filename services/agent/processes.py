@@ -12,9 +12,9 @@ from eventlet.hubs import trampoline
 
 log = logging.getLogger(__name__)
 
-# The wrapper writes the step's exit code to a file, so that an agent started
-# again after a crash can still learn how a step it did not see end finished.
-WRAPPER = '"$@"; code=$?; echo $code > "$MIRROR_EXIT_FILE"; exit $code'
+# The wrapper appends the step's exit code to the job's ledger, so that an agent
+# started again after a crash can still learn how a step it did not see end finished.
+WRAPPER = '"$@"; code=$?; echo "exit $MIRROR_RUN_TOKEN $code" >> "$MIRROR_EXIT_FILE"; exit $code'
 
 
 def start(argv, *, cwd, env, stdout, stderr):

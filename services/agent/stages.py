@@ -22,7 +22,7 @@ from adapters.hooks import HookContext
 from adapters.paths import confine
 from adapters.progress import read_progress
 from adapters.substitute import build_argv, substitute
-from services.agent import processes
+from services.agent import ledger, processes
 from services.agent.workspace import copy_tree
 from services.rpcutil import MirrorError, service_name
 
@@ -50,8 +50,10 @@ class Running:
     start_time: str
     job_dir: str
     killed: bool = False
-    exit_file: str = ""
+    # The job's step ledger (`services.agent.ledger`), and where this run's stderr begins.
+    ledger_file: str = ""
     stderr: str = ""
+    err_offset: int = 0
     # When a RUNNING report deferred in autorun is due (time.monotonic()).
     report_due: float | None = None
     publish: dict = field(default_factory=dict)
@@ -101,6 +103,8 @@ def report(rt, job, changes, expect=None, defer=False, linger=0.0):
 # had started. What is not journaled can be done again (directory and files)
 # or learned again (a step's end, from its exit file).
 JOURNAL = Path(".mirror") / "pending.json"
+LOGS = Path(".mirror") / "logs"
+LEDGER = LOGS / "steps"
 
 
 def write_journal(job):
@@ -249,17 +253,17 @@ def build_directory(rt, job, force=False, defer=False):
         return job
     path = rt.workspace.new_job_dir(job["job_id"])
     try:
-        package = rt.workspace.package_dir(job["package"])
-        copy_tree(package, path / ".mirror" / "calc")
-        if (package / "template").is_dir():
-            copy_tree(package / "template", path)
+        package, tree, template = rt.workspace.package_tree(job["package"])
+        copy_tree(package, path / ".mirror" / "calc", tree)
+        if template:
+            copy_tree(package / "template", path, template)
         proj = path / ".mirror" / "proj"
         proj.mkdir(parents=True, exist_ok=True)
         for entry in job["project_files"]:
             target = confine(proj, entry["name"], "project file name", "the project directory")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(rt.workspace.project_file(job["p_id"], entry), target)
-        (path / ".mirror" / "logs").mkdir(exist_ok=True)
+        (path / LOGS).mkdir(exist_ok=True)
     except (OSError, AdapterError, MirrorError) as exc:
         shutil.rmtree(path, ignore_errors=True)
         raise MirrorError(f"directory build of job {job['job_id']} failed: {exc}") from exc
@@ -277,7 +281,7 @@ def build_directory(rt, job, force=False, defer=False):
     except MirrorError:
         shutil.rmtree(path, ignore_errors=True)
         raise
-    log.info("Job<%s> directory built at %s", job["job_id"], path)
+    log.debug("Job<%s> directory built at %s", job["job_id"], path)
     return job
 
 
@@ -342,7 +346,7 @@ def next_step(job, step_id):
     raise MirrorError(f"job {job['job_id']} has run all its steps; recover its results")
 
 
-def step_env(rt, job, root, workdir, step, token, exit_file):
+def step_env(rt, job, root, workdir, step, token, ledger_file):
     env = dict(os.environ)
     # The job directory and the workpath come first, then the agent's own interpreter.
     env["PATH"] = os.pathsep.join(
@@ -354,7 +358,7 @@ def step_env(rt, job, root, workdir, step, token, exit_file):
         MIRROR_STEP=step,
         NCPUS=str(job["params"].get("NCPUS", 1)),
         MIRROR_RUN_TOKEN=token,
-        MIRROR_EXIT_FILE=exit_file,
+        MIRROR_EXIT_FILE=ledger_file,
         PYTHONUNBUFFERED="1",
     )
     env.update({str(k): str(v) for k, v in (job.get("environment") or {}).items()})
@@ -362,10 +366,14 @@ def step_env(rt, job, root, workdir, step, token, exit_file):
 
 
 def log_paths(rt, job, root, step, workdir):
-    """Where a step's stdout and stderr go: the job's own paths if set, else .mirror/logs."""
-    logs = root / ".mirror" / "logs"
+    """Where a step's stdout and stderr go: the job's own paths if set, else .mirror/logs.
+
+    Every step of the job appends to the same two files; the ledger says
+    where each run begins.
+    """
+    logs = root / LOGS
     logs.mkdir(parents=True, exist_ok=True)
-    out = [logs / f"{step}.stdout", logs / f"{step}.stderr"]
+    out = [logs / "stdout", logs / "stderr"]
     for i, key in enumerate(("stdout_path", "stderr_path")):
         if job.get(key):
             out[i] = allowed_path(rt, job, job[key].replace("%j", str(job["job_id"])), workdir, key)
@@ -450,7 +458,7 @@ def launch_step(rt, job, step_id=None, defer_report=False):
                 f"step {step_id} of job {job['job_id']} failed: {exc.problem}"
             ) from exc
     token = uuid.uuid4().hex
-    exit_file = str(root / ".mirror" / "logs" / f"{step_id}.exit")
+    ledger_file = str(root / LEDGER)
     changes = {
         "state": RUNNING,
         "step": step_id,
@@ -467,18 +475,23 @@ def launch_step(rt, job, step_id=None, defer_report=False):
         },
         "message": f"step {step_id} starting",
     }
+    err_offset = ledger.size(stderr)
+    try:
+        ledger.record_start(ledger_file, step_id, token, ledger.size(stdout), err_offset)
+    except OSError as exc:
+        reason = f"step {step_id} could not start: {exc}"
+        fail(rt, job, reason, step_id)
+        raise MirrorError(reason) from exc
     if defer_report:
         # In the journal before the process exists: an agent killed at any
         # point after this looks for the step instead of starting it again.
         report(rt, job, changes, expect=[READY], defer=True)
         write_journal(job)
     try:
-        # An exit file left by an earlier run would be taken for this one's.
-        Path(exit_file).unlink(missing_ok=True)
         pid = processes.start(
             argv,
             cwd=str(workdir),
-            env=step_env(rt, job, root, workdir, step_id, token, exit_file),
+            env=step_env(rt, job, root, workdir, step_id, token, ledger_file),
             stdout=stdout,
             stderr=stderr,
         )
@@ -494,8 +507,9 @@ def launch_step(rt, job, step_id=None, defer_report=False):
         token=token,
         start_time=started,
         job_dir=str(root),
-        exit_file=exit_file,
+        ledger_file=ledger_file,
         stderr=str(stderr),
+        err_offset=err_offset,
         publish=publish,
     )
     rt.track(running)
@@ -506,7 +520,7 @@ def launch_step(rt, job, step_id=None, defer_report=False):
         running.report_due = time.monotonic() + rt.report_delay
     else:
         report_launch(rt, job, running, changes)
-    log.info("Job<%s> step %s started, pid %s", job["job_id"], step_id, pid)
+    log.debug("Job<%s> step %s started, pid %s", job["job_id"], step_id, pid)
     return running
 
 
@@ -546,10 +560,11 @@ def reattach(rt, job):
     """The Running of a step an earlier agent process started, or None if it is settled here.
 
     A live process must be the same one (pid and start time); a process gone
-    while nobody watched is judged by the exit code its wrapper left behind.
+    while nobody watched is judged by the exit code its wrapper left in the
+    ledger for the step's latest run.
     """
     step, root = job["step"], job_dir(rt, job)
-    exit_file = str(root / ".mirror" / "logs" / f"{step}.exit")
+    ledger_file = str(root / LEDGER)
     pid, started = job.get("pid"), job.get("pid_start")
     if not pid:
         pid, started = processes.find_step(job["job_id"], step, root) or (None, None)
@@ -558,6 +573,9 @@ def reattach(rt, job):
         token = processes.token_of(pid)
     else:
         pid = None
+    run = ledger.last_run(ledger_file, step)
+    if token is None and run is not None:
+        token = run.token
     running = Running(
         job_id=job["job_id"],
         step=step,
@@ -566,7 +584,8 @@ def reattach(rt, job):
         token=token,
         start_time=utcnow(),
         job_dir=str(root),
-        exit_file=exit_file,
+        ledger_file=ledger_file,
+        err_offset=run.err if run is not None and run.token == token else 0,
         publish=rt.published.setdefault(job["job_id"], {}),
     )
     rt.track(running)
@@ -581,7 +600,7 @@ def finish_step(rt, job, running, code, *, autorun=False):
     if running.killed:
         return job
     if code is None:
-        code = read_exit_file(running.exit_file)
+        code = ledger.exit_code(running.ledger_file, running.token) if running.token else None
     if code is None:
         return fail(
             rt,
@@ -620,27 +639,21 @@ def finish_step(rt, job, running, code, *, autorun=False):
     return job
 
 
-def read_exit_file(path):
-    try:
-        return int(Path(path).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def stderr_tail(running, limit=300):
+def stderr_tail(running, limit=300, window=65536):
     """The last line the step wrote to stderr, to make the failure reason useful."""
-    try:
-        path = Path(
-            running.stderr or Path(running.job_dir) / ".mirror" / "logs" / f"{running.step}.stderr"
-        )
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
+    path = running.stderr or Path(running.job_dir) / LOGS / "stderr"
+    # Only this run's part of the shared file, and only its end.
+    begin = max(running.err_offset, ledger.size(path) - window)
+    data = ledger.read_window(path, begin, None, 0, window)
+    lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
     return f": {lines[-1][-limit:]}" if lines else ""
 
 
 def read_logs(rt, job, step_id=None, offset_out=0, offset_err=0, max_bytes=65536):
-    """A step's stdout and stderr from the given byte offsets (for live logs)."""
+    """A step's stdout and stderr from the given byte offsets (for live logs).
+
+    The offsets count from the start of the step's latest run.
+    """
     steps = [s["id"] for s in job["steps"]]
     step_id = step_id or job.get("step") or (steps[0] if steps else None)
     if step_id not in steps:
@@ -655,19 +668,21 @@ def read_logs(rt, job, step_id=None, offset_out=0, offset_err=0, max_bytes=65536
     if not job.get("path") or not Path(job["path"]).is_dir():
         return out
     root = Path(job["path"])
+    run = ledger.last_run(root / LEDGER, step_id)
+    if run is None:
+        return out
     step = rt.workspace.adapter(job["package"]).step(step_id)
     try:
         workdir = step_cwd(rt, job, step, root)
         paths = log_paths(rt, job, root, step_id, workdir)
     except (MirrorError, AdapterError):
         return out
-    for name, path, key in (("stdout", paths[0], "offset_out"), ("stderr", paths[1], "offset_err")):
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(out[key])
-                data = fh.read(max_bytes)
-        except OSError:
-            continue
+    windows = (
+        ("stdout", paths[0], "offset_out", run.out, run.out_end),
+        ("stderr", paths[1], "offset_err", run.err, run.err_end),
+    )
+    for name, path, key, begin, end in windows:
+        data = ledger.read_window(path, begin, end, out[key], max_bytes)
         out[name] = data.decode("utf-8", errors="replace")
         out[key] += len(data)
     return out

@@ -227,6 +227,39 @@ def test_failing_step_fails_the_job_with_its_reason(manual):
     assert manual.rpc("jobrun_1", "do", job_id=job_id)[0] == -1
 
 
+def test_each_step_reads_back_its_own_output_and_a_rerun_only_its_own(manual):
+    # Step one prints how many times it ran before.
+    one = "n=$(cat runs 2>/dev/null || echo 0); echo out-one-$n; echo $((n+1)) > runs; echo err-one >&amp;2"
+    job_id = probe(
+        manual,
+        "echoes",
+        f'<ExeArgument id="one" type="shell" value="{one}" priority="1"/>\n'
+        '<ExeArgument id="two" type="shell" value="echo out-two" priority="2"/>\n'
+        '<ExeArgument id="three" type="shell" value="echo bad >&amp;2; exit 3" priority="3"/>',
+    )
+
+    def logs(step, **offsets):
+        out = manual.ok("jobagent_1", "logs", job_id=job_id, step=step, **offsets)
+        return out["stdout"], out["stderr"]
+
+    assert logs("one") == ("", "")  # not started yet
+    for step in ("one", "two"):
+        manual.ok("jobrun_1", "do", job_id=job_id)
+        wait_step(manual, job_id, step)
+    assert logs("one") == ("out-one-0\n", "err-one\n")
+    assert logs("one", offset_out=4) == ("one-0\n", "err-one\n")
+
+    manual.ok("jobrun_1", "do", job_id=job_id, step="one")  # again: the same files go on
+    wait_step(manual, job_id, "one")
+    manual.ok("jobrun_1", "do", job_id=job_id)
+    job = manual.wait_state(job_id, "FAILED")
+
+    assert job["error"] == "step three exited with code 3: bad"
+    assert logs("one") == ("out-one-1\n", "err-one\n")
+    assert logs("two") == ("out-two\n", "")
+    assert logs("three") == ("", "bad\n")
+
+
 def test_failing_hook_fails_the_step_with_its_message(manual):
     hooks = "def check(ctx):\n    raise ValueError('mesh too coarse for ' + ctx.step)\n"
     job_id = probe(
