@@ -62,13 +62,33 @@ def confine(root, relpath: str, what: str, root_name: str = JOB_DIR) -> pathlib.
     call the root (``"the job directory"``, ``"the project directory"``).
     """
     _refuse_absolute(relpath, what, root_name)
-    base = pathlib.Path(os.path.realpath(root))
-    target = pathlib.Path(os.path.realpath(base / relpath))
+    base = _real_root(os.fspath(root))
+    joined = os.path.join(base, relpath)
+    resolved = os.path.realpath(joined)
     # realpath stops resolving at a symlink loop and keeps the rest as text,
     # so a later link (``loop/../link_out``) would go unchecked: demand a
-    # fully resolved result instead.
-    if pathlib.Path(os.path.realpath(target)) != target:
+    # fully resolved result instead. Without ``..``, a result equal to the
+    # plain normalised path met no link (or a loop that no one can walk through).
+    plain = resolved == os.path.normpath(joined) and ".." not in relpath.split("/")
+    if not plain and os.path.realpath(resolved) != resolved:
         raise _error(what, relpath, "goes through a symbolic link loop")
-    if target != base and base not in target.parents:
+    if resolved != base and not resolved.startswith(base.rstrip("/") + "/"):
         raise _error(what, relpath, f"escapes {root_name}")
-    return target
+    return pathlib.Path(resolved)
+
+
+def _real_root(root: str) -> str:
+    """``realpath(root)``, remembered for the few roots a process confines paths to.
+
+    A root whose own path changes to a link later makes the paths under it
+    resolve elsewhere, and `confine` refuses them: never the other way round.
+    """
+    real = _ROOTS.get(root)
+    if real is None:
+        if len(_ROOTS) >= 1024:
+            _ROOTS.clear()
+        real = _ROOTS[root] = os.path.realpath(root)
+    return real
+
+
+_ROOTS: dict[str, str] = {}
