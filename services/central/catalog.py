@@ -153,10 +153,11 @@ class Catalog:
         Plain column queries: every claim asks for these.
         """
         with self.Session() as session:
-            package = session.execute(JOB_PACKAGE, {"key": c_id}).first()
+            db = session.connection()
+            package = db.execute(JOB_PACKAGE, {"key": c_id}).first()
             if package is None or not package.ftp_path:
                 raise package_missing(c_id)
-            files = session.execute(JOB_FILES, {"key": p_id}).all()
+            files = db.execute(JOB_FILES, {"key": p_id}).all()
             if not files and session.get(Project, p_id) is None:
                 raise project_missing(p_id)
         package = {

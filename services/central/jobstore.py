@@ -273,14 +273,16 @@ class JobStore:
             raise MirrorError(f"unknown job state {new_state!r}")
         stamp = now()
         with self.Session.begin() as session:
-            job = self._job(session, job_id, lock=True)
+            # The session's connection itself: no ORM execution layer for Core statements.
+            db = session.connection()
+            job = self._job(db, job_id, lock=True)
             if rid is not None and job["rid"] is not None and job["rid"] != rid:
                 raise MirrorError(
                     f"job {job_id} belongs to resource machine {job['rid']}, not {rid}"
                 )
             if expect and job["state"] not in expect:
                 raise MirrorError(f"job {job_id} is {job['state']}, expected {' or '.join(expect)}")
-            steps = self._steps(session, job_id)
+            steps = self._steps(db, job_id)
             sets = {key: changes[key] for key in REPORTABLE & set(changes)}
             step_sets, events = self._step_changes(job, steps, changes, stamp)
             if changes.get("reset_steps") and "result" not in changes:
@@ -303,11 +305,11 @@ class JobStore:
             if "process" in changes:
                 sets["progress_at"] = stamp
             sets["updated"] = stamp
-            session.execute(UPDATE_JOB, {"key": job_id, **sets})
+            db.execute(UPDATE_JOB, {"key": job_id, **sets})
             for rows in same_columns(step_sets):
-                session.execute(UPDATE_STEP, rows)
+                db.execute(UPDATE_STEP, rows)
             if events:
-                session.execute(INSERT_EVENTS, events)
+                db.execute(INSERT_EVENTS, events)
             job.update(sets)
             log.debug("Job<%s> report %s", job_id, changes)
             return record(job, [{**s, **step_sets.get(s["id"], {})} for s in steps])
