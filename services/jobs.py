@@ -11,6 +11,9 @@ from services.rpcutil import MirrorError, mirror_rpc, service_name, to_int
 
 log = logging.getLogger(__name__)
 
+# What a claim changes: QUEUED -> PREPARING on the claiming machine.
+CLAIM = {"state": "PREPARING", "message": "claimed"}
+
 
 class JobService:
     name = "job"
@@ -79,10 +82,18 @@ class JobService:
         return self._claim(to_int(job_id, "job_id"), to_int(rid, "rid"))
 
     def _claim(self, job_id, rid):
-        job = self.db.jobs.report(
-            job_id, rid, {"state": "PREPARING", "message": "claimed"}, [QUEUED]
-        )
-        return self._bundle(job)
+        return self._claimed(self.db.jobs.report(job_id, rid, CLAIM, [QUEUED]), rid)
+
+    def _claimed(self, job, rid):
+        """The bundle of a job just claimed; one whose inputs are gone fails with the reason."""
+        try:
+            return self._bundle(job)
+        except MirrorError as exc:
+            reason = f"cannot run: {exc}"
+            self.db.jobs.report(
+                job["job_id"], rid, {"state": "FAILED", "error": reason, "message": reason}
+            )
+            raise MirrorError(f"job {job['job_id']} {reason}") from exc
 
     def _bundle(self, job):
         job["package"], job["project_files"] = self.db.catalog.job_inputs(job["p_id"], job["c_id"])
@@ -104,20 +115,29 @@ class JobService:
         (the bundle, or null) and ``claim_error`` (why not, or null).
         """
         rid = to_int(rid, "rid")
-        out = {"reports": [], "claimed": None, "claim_error": None}
+        outcomes, valid = [], []
         for item in reports:
             try:
                 if not isinstance(item, dict) or not isinstance(item.get("changes"), dict):
                     raise MirrorError(f"malformed report {item!r}: needs job_id and changes")
-                job = self.db.jobs.report(
-                    to_int(item.get("job_id"), "job_id"), rid, item["changes"], item.get("expect")
+                valid.append(
+                    (to_int(item.get("job_id"), "job_id"), item["changes"], item.get("expect"))
                 )
-                out["reports"].append([0, job])
+                outcomes.append(None)
             except MirrorError as exc:
-                out["reports"].append([-1, str(exc)])
+                outcomes.append([-1, str(exc)])
         if claim is not None:
+            valid.append((to_int(claim, "claim"), CLAIM, [QUEUED]))
+        # One transaction for all of them.
+        done = iter(self.db.jobs.report_many(rid, valid))
+        out = {"reports": [o if o is not None else next(done) for o in outcomes]}
+        out["claimed"] = out["claim_error"] = None
+        if claim is not None:
+            code, value = next(done)
             try:
-                out["claimed"] = self._claim(to_int(claim, "claim"), rid)
+                if code != 0:
+                    raise MirrorError(value)
+                out["claimed"] = self._claimed(value, rid)
             except MirrorError as exc:
                 out["claim_error"] = str(exc)
         return out

@@ -265,6 +265,27 @@ class JobStore:
         Core statements, not the ORM: this runs several times per job and
         the unit of work cost more than the SQL itself.
         """
+        with self.Session.begin() as session:
+            # The session's connection itself: no ORM execution layer for Core statements.
+            return self._report(session.connection(), job_id, rid, changes, expect)
+
+    def report_many(self, rid, reports):
+        """Reports ``(job_id, changes, expect)`` of machine ``rid`` in one transaction.
+
+        Answers one ``[code, value]`` each. A refused report writes nothing
+        (every check comes before the first write), so the others go on.
+        """
+        out = []
+        with self.Session.begin() as session:
+            db = session.connection()
+            for job_id, changes, expect in reports:
+                try:
+                    out.append([0, self._report(db, job_id, rid, changes, expect)])
+                except MirrorError as exc:
+                    out.append([-1, str(exc)])
+        return out
+
+    def _report(self, db, job_id, rid, changes, expect):
         unknown = set(changes) - REPORTABLE - {"state", "message", "steps", "reset_steps"}
         if unknown:
             raise MirrorError(f"report for job {job_id} has unknown fields: {sorted(unknown)}")
@@ -272,47 +293,42 @@ class JobStore:
         if new_state and new_state not in STATES:
             raise MirrorError(f"unknown job state {new_state!r}")
         stamp = now()
-        with self.Session.begin() as session:
-            # The session's connection itself: no ORM execution layer for Core statements.
-            db = session.connection()
-            job = self._job(db, job_id, lock=True)
-            if rid is not None and job["rid"] is not None and job["rid"] != rid:
-                raise MirrorError(
-                    f"job {job_id} belongs to resource machine {job['rid']}, not {rid}"
-                )
-            if expect and job["state"] not in expect:
-                raise MirrorError(f"job {job_id} is {job['state']}, expected {' or '.join(expect)}")
-            steps = self._steps(db, job_id)
-            sets = {key: changes[key] for key in REPORTABLE & set(changes)}
-            step_sets, events = self._step_changes(job, steps, changes, stamp)
-            if changes.get("reset_steps") and "result" not in changes:
-                sets["result"] = {}
-            step_now = sets.get("step", job["step"])
-            message = changes.get("message", "")
-            if new_state and new_state != job["state"]:
-                sets.update(self._transition(job, new_state, changes, stamp))
-                events.append(self._event(job_id, stamp, new_state, step_now, message))
-            elif message:
-                events.append(self._event(job_id, stamp, job["state"], step_now, message))
-            if job["start_time"] is None:
-                # The job starts with its first step; a short one is reported
-                # only once it ended, so the state may never have read RUNNING.
-                starts = [v["start_time"] for v in step_sets.values() if v.get("start_time")]
-                if starts:
-                    sets["start_time"] = min(starts)
-                elif new_state == RUNNING:
-                    sets["start_time"] = stamp
-            if "process" in changes:
-                sets["progress_at"] = stamp
-            sets["updated"] = stamp
-            db.execute(UPDATE_JOB, {"key": job_id, **sets})
-            for rows in same_columns(step_sets):
-                db.execute(UPDATE_STEP, rows)
-            if events:
-                db.execute(INSERT_EVENTS, events)
-            job.update(sets)
-            log.debug("Job<%s> report %s", job_id, changes)
-            return record(job, [{**s, **step_sets.get(s["id"], {})} for s in steps])
+        job = self._job(db, job_id, lock=True)
+        if rid is not None and job["rid"] is not None and job["rid"] != rid:
+            raise MirrorError(f"job {job_id} belongs to resource machine {job['rid']}, not {rid}")
+        if expect and job["state"] not in expect:
+            raise MirrorError(f"job {job_id} is {job['state']}, expected {' or '.join(expect)}")
+        steps = self._steps(db, job_id)
+        sets = {key: changes[key] for key in REPORTABLE & set(changes)}
+        step_sets, events = self._step_changes(job, steps, changes, stamp)
+        if changes.get("reset_steps") and "result" not in changes:
+            sets["result"] = {}
+        step_now = sets.get("step", job["step"])
+        message = changes.get("message", "")
+        if new_state and new_state != job["state"]:
+            sets.update(self._transition(job, new_state, changes, stamp))
+            events.append(self._event(job_id, stamp, new_state, step_now, message))
+        elif message:
+            events.append(self._event(job_id, stamp, job["state"], step_now, message))
+        if job["start_time"] is None:
+            # The job starts with its first step; a short one is reported
+            # only once it ended, so the state may never have read RUNNING.
+            starts = [v["start_time"] for v in step_sets.values() if v.get("start_time")]
+            if starts:
+                sets["start_time"] = min(starts)
+            elif new_state == RUNNING:
+                sets["start_time"] = stamp
+        if "process" in changes:
+            sets["progress_at"] = stamp
+        sets["updated"] = stamp
+        db.execute(UPDATE_JOB, {"key": job_id, **sets})
+        for rows in same_columns(step_sets):
+            db.execute(UPDATE_STEP, rows)
+        if events:
+            db.execute(INSERT_EVENTS, events)
+        job.update(sets)
+        log.debug("Job<%s> report %s", job_id, changes)
+        return record(job, [{**s, **step_sets.get(s["id"], {})} for s in steps])
 
     @staticmethod
     def _event(job_id, stamp, state, step, message):

@@ -6,6 +6,7 @@ so each call and its batching can be observed one at a time.
 
 import eventlet
 import pytest
+import sqlalchemy as sa
 
 from adapters.bundled import package_zip, project_files
 from services.agent.central import CentralClient
@@ -154,3 +155,22 @@ def test_batch_answers_each_report_and_the_claim_on_its_own(queued):
         "claimed": None,
         "claim_error": f"job {third} is PREPARING, expected QUEUED",
     }
+
+
+def test_a_claimed_job_whose_package_is_gone_fails_with_the_reason(queued):
+    mesh, _ = queued
+    c_id = mesh.add_package("vanishing", package_zip("trivial"))
+    p_id = mesh.add_project("vanishing", project_files("trivial"))
+    job_id, *_ = mesh.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=RID)
+    url = mesh.config["DB_URL"] or f"sqlite:///{mesh.tmp / 'data' / 'mirror.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE calc_packages SET ftp_path='' WHERE id=:c"), {"c": c_id})
+    engine.dispose()
+
+    out = mesh.ok("job", "batch", rid=RID, claim=job_id)
+
+    reason = f"cannot run: calcpackage is not existed , calcpackage : {c_id}"
+    assert out["claimed"] is None and out["claim_error"] == f"job {job_id} {reason}"
+    job = mesh.ok("job", "query", job_id=job_id)
+    assert (job["state"], job["error"]) == ("FAILED", reason)

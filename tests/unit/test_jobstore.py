@@ -198,3 +198,31 @@ def test_steps_reported_only_once_ended_still_get_their_run_events(store):
         (events[3][0], "COMPLETED", "step b DONE (exit code 0)"),
     ]
     assert events[4][1:] == ("COMPLETED", "step a done; step b done; results recovered")
+
+
+def test_report_many_applies_each_report_on_its_own_in_one_transaction(store):
+    first, second, third = make_jobs(store, 3)
+    claim = {"state": "PREPARING", "message": "claimed"}
+    store.report(first, 7, claim, ["QUEUED"])
+    before = event_count(store, second)
+
+    out = store.report_many(
+        7,
+        [
+            (first, {"state": "READY", "message": "files generated"}, ["PREPARING"]),
+            (second, {"state": "READY"}, ["PREPARING"]),  # still queued: refused
+            (second, {"steps": {"zz": {"state": "DONE"}}}, None),  # no such step
+            (third, claim, ["QUEUED"]),
+            (999999, claim, ["QUEUED"]),
+        ],
+    )
+
+    assert [code for code, _ in out] == [0, -1, -1, 0, -1]
+    assert out[0][1]["state"] == "READY" and out[3][1]["state"] == "PREPARING"
+    assert out[1][1] == f"job {second} is QUEUED, expected PREPARING"
+    assert out[2][1] == f"job {second} has no step 'zz'"
+    assert out[4][1] == "job is not existed , job : 999999"
+    # The refused ones wrote nothing; the others stand.
+    assert store.get(second)["state"] == "QUEUED" and event_count(store, second) == before
+    assert [store.get(j)["state"] for j in (first, third)] == ["READY", "PREPARING"]
+    assert store.get(third)["attempts"] == 1
