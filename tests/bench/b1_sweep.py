@@ -7,12 +7,14 @@ result URL. Reference: the same 500 x 3 step commands spawned directly with
 ``subprocess`` from a thread pool of ``slots`` threads.
 """
 
+import os
 import random
 import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 
 from tests.bench.common import NOT_FINAL, log, para_xml
 
@@ -65,6 +67,26 @@ def spawn_directly(ctx, count, workers):
     elapsed = time.monotonic() - t0
     shutil.rmtree(root, ignore_errors=True)
     return elapsed
+
+
+def filesystem_of(path):
+    """The type of the file system holding ``path`` (``ext4``, ``tmpfs``...), from /proc/mounts.
+
+    Every job creates files: on ext4 without a journal each creation scans past
+    the inodes freed in the last minutes, so the disk's recent history shows.
+    """
+    best, kind = "", None
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    for line in mounts:
+        parts = line.split()
+        if len(parts) >= 3 and (real == parts[1] or real.startswith(parts[1].rstrip("/") + "/")):
+            if len(parts[1]) > len(best):
+                best, kind = parts[1], parts[2]
+    return kind
 
 
 def server_span(jobs):
@@ -132,6 +154,7 @@ def run(ctx):
         "sample_without_result": without_result,
         "polls": polls,
         "direct_spawn_s": round(direct, 3),
+        "work_fs": filesystem_of(ctx.tmp),
     }
     if errors:
         detail["errors"] = errors
