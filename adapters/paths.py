@@ -63,7 +63,9 @@ def confine(root, relpath: str, what: str, root_name: str = JOB_DIR) -> pathlib.
     """
     _refuse_absolute(relpath, what, root_name)
     base = _real_root(os.fspath(root))
-    joined = os.path.join(base, relpath)
+    # Through pathlib, which folds ``//`` and ``.``: realpath takes what follows
+    # an empty component at a link loop for an absolute path.
+    joined = str(pathlib.Path(base, relpath))
     resolved = os.path.realpath(joined)
     # realpath stops resolving at a symlink loop and keeps the rest as text,
     # so a later link (``loop/../link_out``) would go unchecked: demand a

@@ -103,7 +103,9 @@ def report(rt, job, changes, expect=None, defer=False, linger=0.0):
 # had started. What is not journaled can be done again (directory and files)
 # or learned again (a step's end, from its exit file).
 JOURNAL = Path(".mirror") / "pending.json"
-LOGS = Path(".mirror") / "logs"
+# The steps' shared output and their ledger (`services.agent.ledger`); in
+# .mirror itself, since each directory made per job costs a file creation.
+LOGS = Path(".mirror")
 LEDGER = LOGS / "steps"
 
 
@@ -263,7 +265,6 @@ def build_directory(rt, job, force=False, defer=False):
             target = confine(proj, entry["name"], "project file name", "the project directory")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(rt.workspace.project_file(job["p_id"], entry), target)
-        (path / LOGS).mkdir(exist_ok=True)
     except (OSError, AdapterError, MirrorError) as exc:
         shutil.rmtree(path, ignore_errors=True)
         raise MirrorError(f"directory build of job {job['job_id']} failed: {exc}") from exc
@@ -366,7 +367,7 @@ def step_env(rt, job, root, workdir, step, token, ledger_file):
 
 
 def log_paths(rt, job, root, step, workdir):
-    """Where a step's stdout and stderr go: the job's own paths if set, else .mirror/logs.
+    """Where a step's stdout and stderr go: the job's own paths if set, else in .mirror.
 
     Every step of the job appends to the same two files; the ledger says
     where each run begins.

@@ -133,6 +133,8 @@ HOSTILE = st.builds(
 @example(rel="link_in/../../outside")
 @example(rel="loop/../link_out/secret")
 @example(rel="loop/../link_in")
+@example(rel="loop//..")
+@example(rel="link_in/./../a//b")
 def test_confine_result_is_always_inside(jail, rel):
     root = pathlib.Path(os.path.realpath(jail))
     try:
