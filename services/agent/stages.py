@@ -142,8 +142,8 @@ def drop_journal(job):
     """Empty the journal once its changes are recorded.
 
     Emptied, not removed: ext4 without a journal of its own skips every
-    inode freed in the last half minute when it creates a file, so each
-    removal here would make the machine's next file creations slower.
+    inode freed in the last minutes when it creates a file, so each removal
+    here would make the machine's next file creations slower.
     """
     if not job.get("path"):
         return
