@@ -79,10 +79,10 @@ class JobService:
     @mirror_rpc
     def claim(self, job_id, rid):
         """QUEUED -> PREPARING for machine ``rid``, answering the bundle (one round trip)."""
-        return self._claim(to_int(job_id, "job_id"), to_int(rid, "rid"))
-
-    def _claim(self, job_id, rid):
-        return self._claimed(self.db.jobs.report(job_id, rid, CLAIM, [QUEUED]), rid)
+        rid = to_int(rid, "rid")
+        return self._claimed(
+            self.db.jobs.report(to_int(job_id, "job_id"), rid, CLAIM, [QUEUED]), rid
+        )
 
     def _claimed(self, job, rid):
         """The bundle of a job just claimed; one whose inputs are gone fails with the reason."""
