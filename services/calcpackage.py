@@ -4,9 +4,9 @@ import io
 import zipfile
 
 from adapters.package import inspect_package
+from services.common.rpc import mirror_rpc
 from services.dependencies import Database
 from services.project import decode
-from services.rpcutil import mirror_rpc
 
 
 def adapter_text(data):

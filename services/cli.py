@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-FINAL = ("COMPLETED", "FAILED", "KILLED")
+from services.common.jobstates import FINAL
+
 STATE_STYLES = {
     "QUEUED": "dim",
     "PREPARING": "cyan",

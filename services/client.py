@@ -36,8 +36,10 @@ from nameko.exceptions import (  # noqa: E402
 )
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
+from services.common.jobstates import FINAL as FINAL_STATES  # noqa: E402
+from services.common.jobstates import STATES  # noqa: E402
+from services.common.names import AGENT_SERVICES  # noqa: E402
 from services.config import masked  # noqa: E402
-from services.rpcutil import AGENT_SERVICES  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,6 @@ __all__ = [
     "wait_for_all_jobs",
 ]
 
-STATES = ("QUEUED", "PREPARING", "READY", "RUNNING", "COMPLETED", "FAILED", "KILLED")
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "KILLED"})
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost"
 
 # Services named ``<base>_<rid>`` live on resource machine ``rid``.

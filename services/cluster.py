@@ -10,6 +10,8 @@ from nameko.exceptions import RpcTimeout
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener, ServiceProxy
 
+from services.common.nameko_ext import forget_reply
+
 
 class Services:
     """What a worker sees: ``services.<name>.<method>`` or :meth:`call`."""
@@ -42,19 +44,10 @@ class Services:
         except eventlet.Timeout as exc:
             if exc is not timer:
                 raise
-            self._forget(reply.reply_event)
+            forget_reply(self._listener, reply.reply_event)
             raise RpcTimeout(f"{service}.{method}") from None
         finally:
             timer.cancel()
-
-    def _forget(self, event):
-        # The listener keeps one event per pending call; drop ours so a reply
-        # that never comes does not leak it (a late reply is then ignored).
-        pending = self._listener._reply_events
-        for key, value in list(pending.items()):
-            if value is event:
-                del pending[key]
-                break
 
 
 class DynamicRpc(DependencyProvider):

@@ -9,8 +9,6 @@ import time
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
-FINAL = ("COMPLETED", "FAILED", "KILLED")
-
 
 def mesh_answers(cluster):
     try:

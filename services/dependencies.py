@@ -2,22 +2,13 @@
 
 import logging
 
-from kombu import Exchange, Queue
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
 
+from services.common.names import JOBS_EXCHANGE, job_queue
 from services.filestore import FileStore
-from services.rpcutil import queue_name
 
 log = logging.getLogger(__name__)
-
-JOBS_EXCHANGE = Exchange("mirror.jobs", type="direct", durable=True)
-
-
-def job_queue(rid):
-    """The durable queue of resource machine ``rid`` (declared by both sides)."""
-    name = queue_name(rid)
-    return Queue(name, exchange=JOBS_EXCHANGE, routing_key=name, durable=True)
 
 
 class Files(DependencyProvider):

@@ -13,8 +13,9 @@ from services.central.submissions import (
     check_positive_int,
     script_state,
 )
+from services.common.errors import MirrorError
+from services.common.rpc import mirror_rpc, to_int
 from services.dependencies import Database, JobQueues
-from services.rpcutil import MirrorError, mirror_rpc, to_int
 
 log = logging.getLogger(__name__)
 

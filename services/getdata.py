@@ -1,7 +1,7 @@
 """The ``jobgetdata`` service: a job's monitoring and result URLs."""
 
+from services.common.rpc import mirror_rpc, to_int
 from services.dependencies import Database
-from services.rpcutil import mirror_rpc, to_int
 
 
 def job_data(job):

@@ -4,10 +4,12 @@ import logging
 
 from nameko.exceptions import RpcTimeout, UnknownService
 
-from services.central.jobstore import FINAL, QUEUED
 from services.cluster import DynamicRpc
+from services.common.errors import MirrorError
+from services.common.jobstates import FINAL, QUEUED
+from services.common.names import service_name
+from services.common.rpc import mirror_rpc, to_int
 from services.dependencies import Database
-from services.rpcutil import MirrorError, mirror_rpc, service_name, to_int
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from nameko.timer import timer
 
-from services.central.jobstore import ACTIVE, FAILED
+from services.common.errors import MirrorError
+from services.common.jobstates import ACTIVE, FAILED
+from services.common.rpc import mirror_rpc, to_int
 from services.dependencies import Database, JobQueues
-from services.rpcutil import MirrorError, mirror_rpc, to_int
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ import binascii
 import posixpath
 
 from adapters.paths import confine
+from services.common.errors import MirrorError
+from services.common.rpc import mirror_rpc, to_int
 from services.dependencies import Database
-from services.rpcutil import MirrorError, mirror_rpc, to_int
 
 
 def decode(content, what):

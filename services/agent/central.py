@@ -5,17 +5,12 @@ import logging
 import eventlet
 from eventlet.event import Event
 from eventlet.queue import LightQueue
-from kombu.common import maybe_declare
 from kombu.exceptions import OperationalError
-from kombu.messaging import Consumer
 from nameko.exceptions import RpcTimeout, UnknownService
-from nameko.standalone.rpc import (
-    ClusterRpcProxy,
-    PollingQueueConsumer,
-    SingleThreadedReplyListener,
-)
+from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.rpcutil import MirrorError
+from services.common.errors import MirrorError
+from services.common.nameko_ext import UnackedReplyListener
 
 log = logging.getLogger(__name__)
 
@@ -23,38 +18,6 @@ INTERNAL = "internal error:"
 
 # Failures after which the same call is worth sending again.
 TRANSIENT = (RpcTimeout, OperationalError, OSError, ConnectionError, UnknownService)
-
-
-class UnackedReplies(PollingQueueConsumer):
-    """nameko's reply consumer, without an ack per reply.
-
-    The reply queue is the proxy's own and an unanswered call is retried, so
-    the broker need not keep a reply until it is acknowledged; one frame
-    less each way per call.
-    """
-
-    def _setup_consumer(self):
-        # As nameko's, with no_ack: also called again after a timeout or a lost connection.
-        if self.consumer is not None:
-            try:
-                self.consumer.cancel()
-            except OSError:
-                pass  # the connection is already gone, and the consumer with it
-        channel = self.connection.channel()
-        self.queue = self.queue.bind(channel)
-        maybe_declare(self.queue, channel)
-        self.consumer = Consumer(channel, queues=[self.queue], accept=self.accept, no_ack=True)
-        self.consumer.callbacks = [self.on_message]
-        self.consumer.consume()
-
-    def ack_message(self, msg):
-        pass
-
-
-class ReplyListener(SingleThreadedReplyListener):
-    def __init__(self, timeout=None):
-        super().__init__(timeout=timeout)
-        self.queue_consumer = UnackedReplies(timeout=timeout)
 
 
 class CentralUnavailable(MirrorError):
@@ -86,7 +49,7 @@ class CentralClient:
             self._created += 1
             try:
                 proxy = ClusterRpcProxy(
-                    self.config, timeout=self.timeout, reply_listener_cls=ReplyListener
+                    self.config, timeout=self.timeout, reply_listener_cls=UnackedReplyListener
                 )
                 cluster = proxy.start()
             except BaseException:

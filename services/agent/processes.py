@@ -10,6 +10,8 @@ import eventlet
 import psutil
 from eventlet.hubs import trampoline
 
+from services.common.nameko_ext import disown_process
+
 log = logging.getLogger(__name__)
 
 # The wrapper appends the step's exit code to the job's ledger, so that an agent
@@ -34,9 +36,8 @@ def start(argv, *, cwd, env, stdout, stderr):
             start_new_session=True,
             close_fds=True,
         )
-    # wait_exit owns waitpid; stop the Popen object from reaping this pid.
-    proc.returncode = 0
-    subprocess._active = [p for p in getattr(subprocess, "_active", []) if p is not proc]
+    # wait_exit owns waitpid for this pid.
+    disown_process(proc)
     return proc.pid
 
 

@@ -12,8 +12,8 @@ import eventlet
 from services.agent import processes, stages
 from services.agent.central import CentralClient
 from services.agent.workspace import Workspace
+from services.common.errors import MirrorError
 from services.filestore import FileStore
-from services.rpcutil import MirrorError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,10 @@ from nameko.timer import timer
 
 from services.agent import stages
 from services.agent.runtime import AgentRuntime
+from services.common.errors import MirrorError
+from services.common.names import service_name
+from services.common.rpc import mirror_rpc, to_int
 from services.dependencies import job_queue
-from services.rpcutil import MirrorError, mirror_rpc, service_name, to_int
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,23 @@ from adapters.progress import read_progress
 from adapters.substitute import build_argv, substitute
 from services.agent import ledger, processes
 from services.agent.workspace import copy_tree
-from services.rpcutil import MirrorError, service_name
+from services.common.errors import MirrorError
+from services.common.jobstates import (
+    COMPLETED,
+    FAILED,
+    FINAL,
+    KILLED,
+    PREPARING,
+    QUEUED,
+    READY,
+    RUNNING,
+    apply_changes,
+    merge_changes,
+)
+from services.common.names import service_name
 
 log = logging.getLogger(__name__)
 
-QUEUED, PREPARING, READY, RUNNING = "QUEUED", "PREPARING", "READY", "RUNNING"
-COMPLETED, FAILED, KILLED = "COMPLETED", "FAILED", "KILLED"
-FINAL = (COMPLETED, FAILED, KILLED)
 ADAPTER = "adapter.xml"
 
 
@@ -84,7 +94,7 @@ def report(rt, job, changes, expect=None, defer=False, linger=0.0):
         if pending is None:
             pending = job["_pending"] = {"changes": {}, "expect": expect}
         merge_changes(pending["changes"], changes)
-        apply_locally(job, changes)
+        apply_changes(job, changes)
         return job
     if pending is not None:
         merged = {}
@@ -172,38 +182,10 @@ def replay_journal(rt, job):
             "expect": saved.get("expect"),
             "journal": True,
         }
-        apply_locally(job, saved["changes"])
+        apply_changes(job, saved["changes"])
         log.info("Job<%s> unsent changes found in %s", job["job_id"], root / JOURNAL)
         return True
     return False
-
-
-def merge_changes(into, changes):
-    """Fold ``changes`` into ``into``: later values win, step fields and messages add up."""
-    for key, value in changes.items():
-        if key == "steps":
-            steps = into.setdefault("steps", {})
-            for step_id, fields in value.items():
-                steps.setdefault(step_id, {}).update(fields)
-        elif key == "message" and into.get("message"):
-            into["message"] = f"{into['message']}; {value}" if value else into["message"]
-        elif key == "process" and isinstance(value, dict):
-            into["process"] = {**into.get("process", {}), **value}
-        else:
-            into[key] = value
-
-
-def apply_locally(job, changes):
-    """What a deferred change will do, applied to the bundle now."""
-    for key, value in changes.items():
-        if key == "steps":
-            for step in job["steps"]:
-                step.update(value.get(step["id"], {}))
-        elif key == "reset_steps":
-            for step in job["steps"]:
-                step.update(state="PENDING", exit_code=None, start_time=None, end_time=None)
-        elif key != "message":
-            job[key] = value
 
 
 def job_dir(rt, job):

@@ -7,7 +7,7 @@ from sqlalchemy import bindparam, select
 
 from db.models import CalcPackage, Project, ProjectFile
 from services.central.retry import retry_disconnects
-from services.rpcutil import MirrorError, package_missing, project_missing
+from services.common.errors import MirrorError, package_missing, project_missing
 
 log = logging.getLogger(__name__)
 

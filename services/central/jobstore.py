@@ -7,20 +7,24 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from db.models import Job, JobEvent, JobStep
 from services.central.retry import retry_disconnects
-from services.rpcutil import MirrorError, job_missing
+from services.common.errors import MirrorError, job_missing
+from services.common.jobstates import (
+    ACTIVE,
+    CHANGE_KEYS,
+    FINAL,
+    KILLED,
+    PREPARING,
+    QUEUED,
+    REPORTABLE,
+    RUNNING,
+    STATES,
+    STEP_RESET,
+)
 
 log = logging.getLogger(__name__)
 
 JOBS, STEPS, EVENTS = Job.__table__, JobStep.__table__, JobEvent.__table__
 
-QUEUED, PREPARING, READY, RUNNING = "QUEUED", "PREPARING", "READY", "RUNNING"
-COMPLETED, FAILED, KILLED = "COMPLETED", "FAILED", "KILLED"
-FINAL = frozenset({COMPLETED, FAILED, KILLED})
-STATES = (QUEUED, PREPARING, READY, RUNNING, COMPLETED, FAILED, KILLED)
-STEP_STATES = ("PENDING", "RUNNING", "DONE", "FAILED", "KILLED")
-# A step as it is before its first run (a rebuilt or re-queued job's steps).
-STEP_RESET = {"state": "PENDING", "exit_code": None, "start_time": None, "end_time": None}
-ACTIVE = (PREPARING, READY, RUNNING)
 
 # The statements of ``report``, built once: it runs several times per job, and
 # building a statement and its cache key cost more than running it.
@@ -32,9 +36,6 @@ UPDATE_JOB = update(JOBS).where(JOBS.c.id == bindparam("key"))
 UPDATE_STEP = update(STEPS).where(STEPS.c.id == bindparam("key"))
 INSERT_EVENTS = insert(EVENTS)
 INSERT_STEPS = insert(STEPS)
-
-# Fields an agent may set through ``report``.
-REPORTABLE = {"step", "path", "error", "pid", "pid_start", "process", "result"}
 
 
 def now():
@@ -291,7 +292,7 @@ class JobStore:
         return out
 
     def _report(self, db, job_id, rid, changes, expect):
-        unknown = set(changes) - REPORTABLE - {"state", "message", "steps", "reset_steps"}
+        unknown = set(changes) - CHANGE_KEYS
         if unknown:
             raise MirrorError(f"report for job {job_id} has unknown fields: {sorted(unknown)}")
         new_state = changes.get("state")

@@ -6,9 +6,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from db.models import Job, Machine
-from services.central.jobstore import ACTIVE, QUEUED, iso, now
+from services.central.jobstore import iso, now
 from services.central.retry import retry_disconnects
-from services.rpcutil import MirrorError
+from services.common.errors import MirrorError
+from services.common.jobstates import ACTIVE, QUEUED
 
 log = logging.getLogger(__name__)
 

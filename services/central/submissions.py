@@ -13,7 +13,7 @@ from adapters.bundled import package_zip
 from adapters.params import State
 from db.models import CalcPackage, Project
 from services.central.retry import retry_disconnects
-from services.rpcutil import MirrorError
+from services.common.errors import MirrorError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from adapters.bundled import package_zip, project_files
 from services.agent.central import CentralClient
-from services.rpcutil import MirrorError
+from services.common.errors import MirrorError
 
 RID = 7
 

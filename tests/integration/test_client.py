@@ -23,9 +23,8 @@ from services.client import (
     submit_job,
     wait_for_all_jobs,
 )
+from services.common.jobstates import FINAL
 from tests.mesh import ROOT, free_port, script_mesh, wait_for
-
-FINAL = ("COMPLETED", "FAILED", "KILLED")
 
 
 @pytest.fixture(scope="module")

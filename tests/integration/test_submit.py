@@ -2,9 +2,8 @@
 
 import pytest
 
+from services.common.jobstates import FINAL
 from tests.mesh import script_mesh, wait_for
-
-FINAL = ("COMPLETED", "FAILED", "KILLED")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from db.migrate import upgrade
 from db.models import CalcPackage, JobEvent, Project
 from db.session import make_engine, make_sessionmaker
 from services.central.jobstore import JobStore
-from services.rpcutil import MirrorError
+from services.common.errors import MirrorError
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

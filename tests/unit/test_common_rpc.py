@@ -5,7 +5,9 @@ import sys
 import pytest
 
 from adapters.errors import AdapterError
-from services.rpcutil import MirrorError, envelope, service_name, to_int
+from services.common.errors import MirrorError
+from services.common.names import service_name
+from services.common.rpc import envelope, to_int
 
 
 def exc_info(exc):

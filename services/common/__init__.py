@@ -1,0 +1,1 @@
+"""What every part of the mesh shares: job states, RPC conventions, names, nameko extensions."""
