@@ -40,8 +40,8 @@ class MirrorFTPHandler(FTPHandler):
     """pyftpdlib's handler, with STOR making the missing parent directories.
 
     For users allowed to make directories only; it saves an agent one MKD
-    round trip per level for every result it publishes. The path was
-    already checked to lie inside the user's root.
+    round trip per level for every result it publishes. ``validpath`` has
+    already checked that the path lies inside the user's root.
     """
 
     def ftp_STOR(self, file, mode="w"):

@@ -148,7 +148,7 @@ class Mesh:
 
     # -- processes ----------------------------------------------------------
     def command(self, *args):
-        return [sys.executable, "-m", "services.runner", "--config", str(self.config_path), *args]
+        return [sys.executable, "-m", "services.cli", "--config", str(self.config_path), *args]
 
     def start(self, name, *args, env=None):
         log = open(self.tmp / f"{name}.log", "ab")
@@ -220,7 +220,7 @@ class Mesh:
         name = f"agent{rid}"
         log = open(self.tmp / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "services.runner", "--config", str(config_path), *args],
+            [sys.executable, "-m", "services.cli", "--config", str(config_path), *args],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

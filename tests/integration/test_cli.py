@@ -1,4 +1,4 @@
-"""The user commands of ``mirror`` (services/cli.py), run as processes against a real mesh."""
+"""The user commands of ``mirror`` (services/cli/), run as processes against a real mesh."""
 
 import os
 import re

@@ -10,7 +10,6 @@ import zipfile
 import pytest
 
 from adapters.bundled import package_zip, project_files
-from services import client as mirror_client
 from services.client import (
     Mirror,
     MirrorError,
@@ -23,6 +22,7 @@ from services.client import (
     submit_job,
     wait_for_all_jobs,
 )
+from services.client import functions as mirror_client
 from services.common.jobstates import FINAL
 from tests.mesh import ROOT, free_port, script_mesh, wait_for
 

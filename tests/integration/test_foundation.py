@@ -87,7 +87,7 @@ def test_broker_down_is_one_clear_line(tmp_path, command):
 
 def test_mirror_help_lists_every_part():
     out = subprocess.run(
-        [sys.executable, "-m", "services.runner", "--help"],
+        [sys.executable, "-m", "services.cli", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -24,7 +24,7 @@ def ftp(tmp_path_factory):
     path = tmp / "mirror.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.runner", "--config", str(path), "ftp"],
+        [sys.executable, "-m", "services.cli", "--config", str(path), "ftp"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -4,10 +4,20 @@ import base64
 import json
 import signal
 import subprocess
+import sys
 import time
+from argparse import Namespace
 
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
+
+from adapters.bundled import package_zip, project_files
+from services.cli.broker import check_broker
+from services.cli.daemons import child_command
+from services.cli.jobs import watch_jobs
+from services.cli.rendering import console
+from services.client import Mirror
+from services.common.jobstates import COMPLETED
 
 
 def mesh_answers(cluster):
@@ -35,8 +45,6 @@ def wait_until(predicate, timeout, what):
 
 def run_demo(config, args, start_mesh):
     """Register the demo, dispatch its sweep, follow it to the end, print the results."""
-    from adapters.bundled import package_zip, project_files
-
     rpc_config = {"AMQP_URI": config["AMQP_URI"], "rpc_exchange": config["rpc_exchange"]}
     child = None
     with ClusterRpcProxy(rpc_config, timeout=3) as cluster:
@@ -79,7 +87,7 @@ def run_demo(config, args, start_mesh):
             for job_id in ids:
                 job = call(cluster, "job", "query", job_id=job_id)
                 data = call(cluster, "jobgetdata", "do", job_id=job_id)
-                failed += job["state"] != "COMPLETED"
+                failed += job["state"] != COMPLETED
                 print(
                     f"\njob {job_id} ({job['state_name']}): {job['state']}"
                     + (f" - {job['error']}" if job["error"] else "")
@@ -102,14 +110,22 @@ def run_demo(config, args, start_mesh):
 
 def follow(config, ids):
     """Live progress bars per job (``mirror watch``) until every job has ended."""
-    from argparse import Namespace
-
-    from services.cli import console, watch_jobs
-    from services.client import Mirror
-
     with Mirror(config["AMQP_URI"], config["rpc_exchange"]) as client:
         watch_jobs(client, Namespace(job_ids=ids, interval=0.5), console())
 
 
 def encode(data):
     return base64.b64encode(data).decode()
+
+
+def cmd_demo(config, args):
+    """``mirror demo``: exit with the code of ``run_demo``."""
+
+    # No monkey-patching here: standalone proxies need none, and unpatched,
+    # Ctrl+C and SIGTERM reach the clean-up that stops the mesh it started.
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    check_broker(config)
+    sys.exit(run_demo(config, args, start_mesh=lambda: child_command(args, "up")))

@@ -1,0 +1,1 @@
+"""The ``mirror`` command: ``main.py`` parses and dispatches every command to its module."""

@@ -1,0 +1,193 @@
+"""``mirror``: parse the command line and run the command's handler.
+
+Every parser carries its handler as ``args.handler(config, args)``: the daemon
+commands (``daemons.py``), the user commands (``projects.py``, ``jobs.py``,
+``download.py``, run through ``session.command``) and ``mirror demo``.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from services.cli import daemons
+from services.cli.download import get_results
+from services.cli.errors import fail
+from services.cli.jobs import (
+    job_logs,
+    job_status,
+    kill_jobs,
+    list_jobs,
+    list_machines,
+    remove_jobs,
+    watch_jobs,
+)
+from services.cli.projects import (
+    dispatch_jobs,
+    package_add,
+    package_list,
+    project_create,
+    project_list,
+    submit_script,
+)
+from services.cli.session import command
+from services.config import ConfigError, load_config
+
+
+def cmd_demo(config, args):
+    """``mirror demo``, from ``demo.py``."""
+    # The demo loads nameko, eventlet and kombu at import; the daemon commands
+    # must monkey-patch before those load, so it is imported only when it runs.
+    from services.cli import demo
+
+    demo.cmd_demo(config, args)
+
+
+def parse_args(argv):
+    """The ``mirror`` arguments; ``args.handler(config, args)`` runs the command."""
+    parser = argparse.ArgumentParser(
+        prog="mirror",
+        description="Mirror job mesh: nameko services over RabbitMQ.",
+    )
+    parser.add_argument(
+        "--config", help="YAML config file (default config/mirror.yaml or $MIRROR_CONFIG)"
+    )
+    parser.add_argument("--log-level", default=os.environ.get("MIRROR_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_daemon_commands(sub)
+    add_user_commands(sub)
+    return parser.parse_args(argv)
+
+
+def add_daemon_commands(sub):
+    """Add the commands that run parts of the mesh, and ``demo``."""
+    central = sub.add_parser("central", help="the central services and the reconciler (database)")
+    central.set_defaults(handler=daemons.cmd_central)
+    agent = sub.add_parser("agent", help="the services of one resource machine")
+    agent.add_argument("--rid", type=int, help="resource machine id (default AGENT.rid)")
+    agent.add_argument(
+        "--autorun", action="store_true", help="run queued jobs alone (DEBUG.autorun_job)"
+    )
+    agent.add_argument("--slots", type=int, help="cores this machine offers (default AGENT.slots)")
+    agent.add_argument("--tags", help="comma-separated machine tags (default AGENT.tags)")
+    agent.set_defaults(handler=daemons.cmd_agent)
+    gateway = sub.add_parser("gateway", help="the HTTP gateway (/proxy/<service>-<method>)")
+    gateway.set_defaults(handler=daemons.cmd_gateway)
+    ftp = sub.add_parser("ftp", help="the file server (pyftpdlib, its own process)")
+    ftp.set_defaults(handler=daemons.cmd_ftp)
+    up = sub.add_parser(
+        "up", help="all of the above on this machine, one agent (rid 1) with autorun"
+    )
+    up.add_argument("--no-autorun", action="store_true", help="leave the agent in manual mode")
+    up.set_defaults(handler=daemons.cmd_up)
+    demo = sub.add_parser("demo", help="run the bundled demo sweep and show its results")
+    demo.add_argument(
+        "--up", action="store_true", help="start `mirror up` first if no mesh answers"
+    )
+    demo.add_argument(
+        "--exit", action="store_true", help="stop the mesh it started once the sweep ends"
+    )
+    demo.set_defaults(handler=cmd_demo)
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(handler=daemons.cmd_migrate)
+
+
+def add_user_commands(sub):
+    """Add the user commands (projects, packages, jobs, logs, results, machines)."""
+    project = sub.add_parser("project", help="create and list projects")
+    psub = project.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = psub.add_parser("create", help="create a project from every file of a directory")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("directory", metavar="DIR", help="uploaded recursively, relative names")
+    create.add_argument("--description", default="")
+    create.set_defaults(handler=command(project_create))
+    psub.add_parser("list", help="list the projects").set_defaults(handler=command(project_list))
+
+    package = sub.add_parser("package", help="register and list calculation packages")
+    ksub = package.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = ksub.add_parser("add", help="register a calculation package (zip or directory)")
+    add.add_argument("path", metavar="ZIP")
+    add.add_argument("--name", help="package name (default: the file name without .zip)")
+    add.set_defaults(handler=command(package_add))
+    ksub.add_parser("list", help="list the packages").set_defaults(handler=command(package_list))
+
+    dispatch = sub.add_parser("dispatch", help="one job per state of a project's parameter file")
+    dispatch.add_argument("p_id", type=int, metavar="P_ID")
+    dispatch.add_argument("c_id", type=int, metavar="C_ID")
+    dispatch.add_argument("--para", default="para.xml", metavar="FILE", help="parameter file")
+    dispatch.add_argument("--rid", type=int, help="run every job on this resource machine")
+    dispatch.add_argument("--tags", help="comma-separated tags a machine must have")
+    dispatch.set_defaults(handler=command(dispatch_jobs))
+
+    submit = sub.add_parser("submit", help="run a shell script as a one-step job")
+    what = submit.add_mutually_exclusive_group(required=True)
+    what.add_argument("script", nargs="?", metavar="SCRIPT", help="script file, or - for stdin")
+    what.add_argument("-c", "--command", dest="inline", metavar="TEXT", help="script text")
+    submit.add_argument("--name", default="")
+    submit.add_argument("--ncpus", type=int, default=1)
+    submit.add_argument("--time-limit", type=float, metavar="MINUTES")
+    submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    submit.add_argument("--cwd", help="working directory on the machine")
+    submit.add_argument("--rid", type=int)
+    submit.add_argument("--preferred", metavar="MACHINE", help="machine name to prefer")
+    submit.add_argument("--tags", help="comma-separated tags a machine must have")
+    submit.set_defaults(handler=command(submit_script))
+
+    jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    jobs.add_argument("--state", help="state(s), comma-separated (e.g. RUNNING,QUEUED)")
+    jobs.add_argument("--rid", type=int, help="jobs of this resource machine")
+    jobs.add_argument("--project", type=int, metavar="P_ID", help="jobs of this project")
+    jobs.add_argument("--limit", type=int, default=100)
+    jobs.set_defaults(handler=command(list_jobs))
+
+    status = sub.add_parser("status", help="a job's details, steps and URLs")
+    status.add_argument("job_id", type=int, metavar="ID")
+    status.set_defaults(handler=command(job_status))
+
+    watch = sub.add_parser("watch", help="live progress of jobs until they all end")
+    watch.add_argument("job_ids", type=int, nargs="+", metavar="ID")
+    watch.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    watch.set_defaults(handler=command(watch_jobs))
+
+    logs = sub.add_parser("logs", help="a job step's stdout and stderr")
+    logs.add_argument("job_id", type=int, metavar="ID")
+    logs.add_argument("--follow", "-f", action="store_true", help="go on until the job ends")
+    logs.add_argument("--step", metavar="S", help="step id (default: the current or last one)")
+    logs.set_defaults(handler=command(job_logs))
+
+    kill = sub.add_parser("kill", help="stop jobs")
+    kill.add_argument("job_ids", type=int, nargs="+", metavar="ID")
+    kill.set_defaults(handler=command(kill_jobs))
+
+    rm = sub.add_parser("rm", help="delete jobs, their directories and published files")
+    rm.add_argument("job_ids", type=int, nargs="+", metavar="ID")
+    rm.add_argument("--force", action="store_true", help="kill jobs that have not ended first")
+    rm.set_defaults(handler=command(remove_jobs))
+
+    get = sub.add_parser("get", help="download a job's results (DEST/<key>/...)")
+    get.add_argument("job_id", type=int, metavar="ID")
+    get.add_argument("dest", metavar="DEST")
+    get.set_defaults(handler=command(get_results))
+
+    sub.add_parser("machines", help="the resource machines").set_defaults(
+        handler=command(list_machines)
+    )
+
+
+def main(argv=None):
+    """Parse, set up logging, load the configuration and run the command."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("nameko").setLevel(logging.WARNING)
+    logging.getLogger("kombu").setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        args.handler(config, args)
+    except KeyboardInterrupt:
+        pass

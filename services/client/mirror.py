@@ -1,0 +1,271 @@
+"""``Mirror``: the Python client of a mesh, one method per RPC."""
+
+import base64
+import io
+import time
+import zipfile
+from pathlib import Path
+
+from services.client.connection import MirrorError, RpcClient
+from services.common.jobstates import FINAL as FINAL_STATES
+from services.common.jobstates import PENDING
+
+
+def _encode(data):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return base64.b64encode(bytes(data)).decode("ascii")
+
+
+def zip_directory(directory):
+    """The zip (bytes) of every file under ``directory``, with relative names.
+
+    Python's caches (``__pycache__``, ``*.pyc``) are left out.
+    """
+    directory = Path(directory)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            rel = path.relative_to(directory)
+            if "__pycache__" in rel.parts or path.suffix == ".pyc":
+                continue
+            if path.is_file():
+                archive.write(path, rel.as_posix())
+    return buffer.getvalue()
+
+
+class Mirror(RpcClient):
+    """A client of one mesh: ``Mirror(amqp_uri, exchange="mirror_com", timeout=30)``.
+
+    Each method calls one RPC and returns its value (``MirrorError`` for a
+    refusal); see ``RpcClient`` for the connection.
+    """
+
+    # -- projects and packages ------------------------------------------------------
+    def new_project(self, name, description=""):
+        """Create a project; return its ``p_id``."""
+        return self.call("project", "new", name=name, description=description)
+
+    def upload(self, p_id, name, content):
+        """Store ``content`` (bytes, or text as UTF-8) as file ``name`` of project ``p_id``."""
+        self.call("project", "upload", p_id=p_id, name=name, content=_encode(content))
+
+    def upload_dir(self, p_id, directory):
+        """Upload every file under ``directory`` (recursively, relative names); return the names."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise MirrorError(f"{directory} is not a directory", "project", "upload")
+        names = []
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                name = path.relative_to(directory).as_posix()
+                self.upload(p_id, name, path.read_bytes())
+                names.append(name)
+        return names
+
+    def projects(self):
+        return self.call("project", "list")
+
+    def project_jobs(self, p_id):
+        """Summaries of every job of project ``p_id`` (``project.getalljob``)."""
+        return self.call("project", "getalljob", p_id=p_id)
+
+    def add_package(self, path_or_bytes, name=None):
+        """Register a calculation package: a zip file, a directory (zipped here) or zip bytes.
+
+        ``name`` defaults to the file or directory name without its ``.zip``.
+        Returns the package's ``c_id``.
+        """
+        if isinstance(path_or_bytes, bytes | bytearray | memoryview):
+            data = bytes(path_or_bytes)
+            name = name or "package"
+        else:
+            path = Path(path_or_bytes)
+            if path.is_dir():
+                data = zip_directory(path)
+            else:
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    raise MirrorError(
+                        f"cannot read {path}: {exc.strerror}", "calcpackage", "new"
+                    ) from None
+            name = name or (path.name[:-4] if path.name.endswith(".zip") else path.name)
+        return self.call("calcpackage", "new", name=name, content=_encode(data))
+
+    def packages(self):
+        return self.call("calcpackage", "list")
+
+    # -- jobs -----------------------------------------------------------------------
+    def dispatch(self, p_id, c_id, para_name="para.xml", rid=None, tags=None):
+        """One job per state of the project's parameter file; return the new job ids."""
+        kwargs = {"p_id": p_id, "c_id": c_id, "para_name": para_name}
+        if rid is not None:
+            kwargs["rid"] = rid
+        if tags:
+            kwargs["tags"] = list(tags)
+        return self.call("jobdispatch", "do", **kwargs)
+
+    def submit(
+        self,
+        script,
+        name="",
+        ncpus=1,
+        time_limit=None,
+        environment=None,
+        cwd=None,
+        stdout=None,
+        stderr=None,
+        rid=None,
+        tags=None,
+        preferred=None,
+        metadata=None,
+        submission_id=None,
+    ):
+        """Run shell ``script`` as a one-step job; return its job id.
+
+        ``time_limit`` is in minutes; ``preferred`` names a machine to use if it
+        is online with room; the same ``submission_id`` always gives the same job.
+        """
+        kwargs = {"script": script, "name": name or "", "ncpus": ncpus}
+        optional = {
+            "time_limit": time_limit,
+            "environment": dict(environment) if environment else None,
+            "cwd": cwd,
+            "stdout": stdout,
+            "stderr": stderr,
+            "rid": rid,
+            "tags": list(tags) if tags else None,
+            "preferred": preferred,
+            "metadata": metadata,
+            "submission_id": submission_id,
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        return self.call("jobdispatch", "submit", **kwargs)
+
+    def query(self, job_id):
+        """The job record (``job.query``)."""
+        return self.call("job", "query", job_id=job_id)
+
+    def events(self, job_id):
+        return self.call("job", "events", job_id=job_id)
+
+    def jobs(self, state=None, rid=None, p_id=None, limit=100):
+        """Job summaries, newest first; ``state`` may be a list or a comma-separated text."""
+        if state is not None and not isinstance(state, str):
+            state = ",".join(state)
+        return self.call("job", "list", state=state, rid=rid, p_id=p_id, limit=limit)
+
+    def getdata(self, job_id):
+        """``{"process": {...}, "result": {...}}``: the job's progress and ``ftp://`` URLs."""
+        return self.call("jobgetdata", "do", job_id=job_id)
+
+    def getrid(self, job_id):
+        return self.call("job", "getrid", job_id=job_id)
+
+    def kill(self, job_id):
+        """Stop a job in any state that is not final (``job.cancel``)."""
+        try:
+            self.call("job", "cancel", job_id=job_id)
+        except MirrorError as exc:
+            if not str(exc).startswith("the job service has no method cancel"):
+                raise
+            # A central without job.cancel: the job's machine kills it.
+            rid = self.getrid(job_id)
+            self.call(f"jobkill_{rid}", "do", job_id=job_id)
+
+    def delete(self, job_id, force=False):
+        """Remove a job, its directory and its published files (``force`` kills it first)."""
+        rid = self.getrid(job_id)
+        self.call(f"jobdelete_{rid}", "do", job_id=job_id, force=int(bool(force)))
+
+    def logs(self, job_id, step=None, offset_out=0, offset_err=0, max_bytes=65536):
+        """A step's stdout and stderr from the given byte offsets.
+
+        Answers ``{"step", "stdout", "stderr", "offset_out", "offset_err"}``; pass
+        the returned offsets back to read what came since.
+        """
+        rid = self.getrid(job_id)
+        return self.call(
+            f"jobagent_{rid}",
+            "logs",
+            job_id=job_id,
+            step=step,
+            offset_out=offset_out,
+            offset_err=offset_err,
+            max_bytes=max_bytes,
+        )
+
+    def follow_logs(self, job_id, step=None, interval=0.5):
+        """Yield each new piece of a job's output until the job ends.
+
+        Without ``step`` it follows the job from step to step (every step that
+        started, in order); each item is a ``logs`` answer with new text.
+        """
+        current, out, err = step, 0, 0
+        while True:
+            job = self.query(job_id)
+            ended = job["state"] in FINAL_STATES
+            if current is None:
+                current = _first_started(job)
+            if current is not None:
+                while True:
+                    chunk = self.logs(job_id, step=current, offset_out=out, offset_err=err)
+                    if chunk["stdout"] or chunk["stderr"]:
+                        yield chunk
+                    if (chunk["offset_out"], chunk["offset_err"]) == (out, err):
+                        break
+                    out, err = chunk["offset_out"], chunk["offset_err"]
+                following = None if step is not None else _next_started(job, current)
+                if following is not None:
+                    current, out, err = following, 0, 0
+                    continue
+            if ended:
+                return
+            time.sleep(interval)
+
+    def machines(self):
+        return self.call("machine", "list")
+
+    def ruok(self, rid):
+        """The health of resource machine ``rid``."""
+        return self.call("machine", "ruok", rid=rid)
+
+    def wait(self, ids, interval=1.0, timeout=None, on_update=None):
+        """Wait until every job of ``ids`` (one id or several) is final.
+
+        Returns their records in the order given. ``on_update(records)`` is
+        called after each poll; ``TimeoutError`` after ``timeout`` seconds.
+        """
+        ids = [ids] if isinstance(ids, int | str) else list(ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            records = [self.query(job_id) for job_id in ids]
+            if on_update is not None:
+                on_update(records)
+            if all(r["state"] in FINAL_STATES for r in records):
+                return records
+            if deadline is not None and time.monotonic() >= deadline:
+                pending = [str(r["job_id"]) for r in records if r["state"] not in FINAL_STATES]
+                raise TimeoutError(
+                    f"timed out after {timeout} s waiting for job(s) {', '.join(pending)}"
+                )
+            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
+            time.sleep(max(pause, 0))
+
+
+def _started(job):
+    return [s["id"] for s in job.get("steps") or [] if s.get("start_time") or s["state"] != PENDING]
+
+
+def _first_started(job):
+    started = _started(job)
+    return started[0] if started else job.get("step")
+
+
+def _next_started(job, current):
+    started = _started(job)
+    if current in started:
+        index = started.index(current)
+        return started[index + 1] if index + 1 < len(started) else None
+    return None
