@@ -9,6 +9,7 @@ import os
 import re
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -172,8 +173,6 @@ def resolve(config):
 
 def masked(uri):
     """A URI (broker, database) with its password hidden, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(uri)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
