@@ -130,9 +130,10 @@ def short(text):
 
 # -- what a call raises -> an error type and its message ----------------------------------
 
-#: ``(exception types, error type, message)`` in order, the first match wins; the
-#: message is formatted with ``exc``, ``service``, ``method``, ``where`` and ``seconds``.
-#: A long ``exc`` text is cut (see :func:`short`) in the rows marked True.
+#: ``(exception types, error type, message, cut)`` in order, the first match wins; the
+#: message is formatted with ``exc``, ``name`` (its type's), ``service``, ``method``,
+#: ``where`` and ``seconds``. Rows that carry the exception's own text, which has no
+#: bound, have ``cut`` set: their message is shortened by :func:`short`.
 CALL_ERRORS = (
     (UnknownService, NotFound, "unknown service: {service}", False),
     (MethodNotFound, NotFound, "service {service} has no method {method}", False),
@@ -154,18 +155,16 @@ REST_CALL_ERRORS = (
 
 def call_error(exc, service, method, timeout, table=CALL_ERRORS):
     """The :class:`GatewayError` for what calling ``service.method`` raised."""
-    for types, error, template, cut in table:
-        if isinstance(exc, types):
-            message = template.format(
-                exc=exc,
-                name=type(exc).__name__,
-                service=service,
-                method=method,
-                where=f"{service}.{method}",
-                seconds=f"{timeout:g}",
-            )
-            return error(short(message) if cut else message)
-    raise AssertionError("CALL_ERRORS ends with Exception")  # pragma: no cover
+    error, template, cut = next(row[1:] for row in table if isinstance(exc, row[0]))
+    message = template.format(
+        exc=exc,
+        name=type(exc).__name__,
+        service=service,
+        method=method,
+        where=f"{service}.{method}",
+        seconds=f"{timeout:g}",
+    )
+    return error(short(message) if cut else message)
 
 
 # -- what central answers -> an error type -------------------------------------------------

@@ -11,6 +11,7 @@ shares nameko's ``WebServer``, so it mixes with plain ``@http`` routes.
 
 import json
 import logging
+from collections.abc import Callable
 from typing import NamedTuple
 
 from nameko.exceptions import BadRequest as NamekoBadRequest
@@ -53,8 +54,8 @@ def rest_error(exc):
 class Shape(NamedTuple):
     """How a family of routes answers: ``ok(status, payload)`` and ``error(exc)``."""
 
-    ok: object
-    error: object
+    ok: Callable
+    error: Callable
 
 
 PROXY = Shape(json_response, proxy_error)
