@@ -1,4 +1,4 @@
-"""Mirror's HTTP gateway: ``GET|POST /proxy/<service>-<method>`` over nameko RPC (SPEC 8)."""
+"""Mirror's HTTP gateway: ``/proxy/<service>-<method>`` over nameko RPC and the REST API (SPEC 8)."""
 
 from .service import GatewayService
 from .settings import check_bind, gateway_config

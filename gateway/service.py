@@ -1,12 +1,11 @@
-"""The HTTP gateway service: thin entrypoints over :mod:`gateway.proxy`."""
+"""The HTTP gateway service: its settings and URL rules, each served by :mod:`gateway.routes`."""
 
 from nameko.constants import WEB_SERVER_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
 from services.cluster import DynamicRpc
 
-from . import rest
-from .proxy import handle_proxy, no_route
+from . import routes
 from .settings import check_address, read_settings
 from .web import http
 
@@ -27,7 +26,7 @@ class Settings(DependencyProvider):
 
 
 class GatewayService:
-    """``/proxy/<service>-<method>`` to any exposed service; JSON everywhere."""
+    """``/proxy/<service>-<method>`` to any exposed service, the REST API; JSON everywhere."""
 
     name = "gateway"
 
@@ -36,26 +35,26 @@ class GatewayService:
 
     @http("GET,POST", "/proxy/<path:target>")
     def proxy(self, request, target):
-        return handle_proxy(request, target, self.settings, self.services)
+        return routes.handle_proxy(request, target, self.settings, self.services)
 
     # The Slurm-style REST API (SPEC 8); "*" so that a wrong method gets a JSON 405.
     @http("*", "/jobs/submit")
     def rest_submit(self, request):
-        return rest.handle_submit(request, self.settings, self.services)
+        return routes.handle_submit(request, self.settings, self.services)
 
     @http("*", "/jobs/query/<job_id>")
     def rest_query(self, request, job_id):
-        return rest.handle_query(request, job_id, self.settings, self.services)
+        return routes.handle_query(request, job_id, self.settings, self.services)
 
     @http("*", "/jobs/cancel/<job_id>")
     def rest_cancel(self, request, job_id):
-        return rest.handle_cancel(request, job_id, self.settings, self.services)
+        return routes.handle_cancel(request, job_id, self.settings, self.services)
 
     @http("*", "/health")
     def rest_health(self, request):
-        return rest.handle_health(request, self.settings, self.services)
+        return routes.handle_health(request, self.settings, self.services)
 
     @http("*", "/")
     @http("*", "/<path:path>")
     def no_route(self, request, path=""):
-        return no_route(request)
+        return routes.no_route(request)
