@@ -7,7 +7,7 @@ import tempfile
 
 from adapters.adapter import Adapter, DataItem, FileRule, ParaFileRule, Step
 from adapters.errors import AdapterError, where_of
-from adapters.paths import confine
+from adapters.paths import confine, within
 from adapters.safezip import extract_zip
 from adapters.substitute import render_template, substitute
 
@@ -59,9 +59,30 @@ def apply_file_rule(rule: FileRule, params: dict, job_dir, project_dir, adapter_
         extract_zip(source, target, name=source.name)
     else:
         if target.is_dir():
-            target = target / source.name  # like cp: into an existing directory
-        shutil.copyfile(source, target)
+            # like cp: into an existing directory, where a step may have left a link
+            target = within(
+                job_dir, target / source.name, where_of(adapter_file, rule.line, "attribute target")
+            )
+        copy_file(source, target)
     return target
+
+
+def copy_file(source: pathlib.Path, target: pathlib.Path) -> None:
+    """Copy ``source`` to ``target`` following no link at either end.
+
+    Both paths are confined, so a link there now was put there since: refuse it
+    rather than read or write through it.
+    """
+    with open(source, "rb", opener=_no_follow(os.O_RDONLY)) as src:
+        with open(target, "wb", opener=_no_follow(os.O_WRONLY | os.O_CREAT | os.O_TRUNC)) as out:
+            shutil.copyfileobj(src, out)
+
+
+def _no_follow(flags: int):
+    def opener(path, _flags):
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+
+    return opener
 
 
 def apply_parafile_rule(rule: ParaFileRule, params: dict, job_dir, adapter_file: str):
@@ -77,7 +98,8 @@ def apply_parafile_rule(rule: ParaFileRule, params: dict, job_dir, adapter_file:
         )
     )
     try:
-        raw = source.read_bytes()
+        with open(source, "rb", opener=_no_follow(os.O_RDONLY)) as src:
+            raw = src.read()
     except OSError as exc:
         raise AdapterError(
             adapter_file,

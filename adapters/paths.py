@@ -75,8 +75,30 @@ def confine(root, relpath: str, what: str, root_name: str = JOB_DIR) -> pathlib.
     if not plain and os.path.realpath(resolved) != resolved:
         raise _error(what, relpath, "goes through a symbolic link loop")
     if resolved != base and not resolved.startswith(base.rstrip("/") + "/"):
-        raise _error(what, relpath, f"escapes {root_name}")
+        link = _link_out(base, relpath)
+        through = f" through the symbolic link {link}" if link else ""
+        raise _error(what, relpath, f"escapes {root_name}{through}")
     return pathlib.Path(resolved)
+
+
+def _link_out(base: str, relpath: str) -> str | None:
+    """``'a/link' -> '/target'``: the first link on ``relpath`` that leads out of ``base``."""
+    inside = base.rstrip("/") + "/"
+    current = base
+    for part in pathlib.PurePath(relpath).parts:
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            real = os.path.realpath(current)
+            if real != base and not real.startswith(inside):
+                return f"{os.path.relpath(current, base)!r} -> {os.readlink(current)!r}"
+        current = os.path.realpath(current)
+    return None
+
+
+def within(root, path, what: str, root_name: str = JOB_DIR) -> pathlib.Path:
+    """`confine` for ``path``, a path already joined onto ``root``: checked again."""
+    base = _real_root(os.fspath(root))
+    return confine(base, os.path.relpath(os.fspath(path), base), what, root_name)
 
 
 def _real_root(root: str) -> str:

@@ -249,6 +249,6 @@ def test_exec_value_placeholders_checked_per_argument():
 def test_shell_placeholders_as_bare_words_are_fine():
     data = (
         b'<Adapter name="t"><Steps><ExeArgument id="s" value="cp {src} out/{dst}.dat &amp;&amp; '
-        b'echo x=$(cat {src}) | tee log # done" priority="1"/></Steps></Adapter>'
+        b'echo x=$(cat in) {src} | tee log # done" priority="1"/></Steps></Adapter>'
     )
     assert parse_adapter(data).steps[0].value.startswith("cp {src} out/{dst}.dat && echo")

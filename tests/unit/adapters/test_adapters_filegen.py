@@ -161,3 +161,74 @@ def test_read_progress(tmp_path):
     assert read_progress(path) is None
     path.write_text("".join(f"{i} 100000\n" for i in range(1, 100_001)))
     assert read_progress(path) == (100_000, 100_000)
+
+
+# --- links a step leaves behind ---------------------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path):
+    out = tmp_path / "outside"
+    out.mkdir()
+    return out
+
+
+def test_file_rule_into_a_directory_does_not_follow_a_link_left_there(dirs, outside):
+    job, project = dirs
+    (job / "GRID").mkdir()
+    (job / "GRID" / "wing.dat").symlink_to(outside / "planted")
+    rule = FileRule("wing.dat", "GRID", create=False, unzip=False, line=4)
+    with pytest.raises(PathEscapeError) as info:
+        apply_file_rule(rule, {}, job, project, "adapter.xml")
+    assert str(info.value) == (
+        "adapter.xml:4: attribute target 'GRID/wing.dat' escapes the job directory "
+        f"through the symbolic link 'GRID/wing.dat' -> {str(outside / 'planted')!r}"
+    )
+    assert not (outside / "planted").exists()
+
+
+def test_file_rule_target_directory_linked_out(dirs, outside):
+    job, project = dirs
+    (job / "GRID").symlink_to(outside)
+    rule = FileRule("wing.dat", "GRID/wing.dat", create=True, unzip=False, line=4)
+    with pytest.raises(PathEscapeError, match="through the symbolic link 'GRID' -> "):
+        apply_file_rule(rule, {}, job, project, "adapter.xml")
+    assert list(outside.iterdir()) == []
+
+
+def test_file_rule_link_inside_the_job_directory_is_followed(dirs):
+    job, project = dirs
+    (job / "real").mkdir()
+    (job / "GRID").symlink_to(job / "real")
+    rule = FileRule("wing.dat", "GRID", create=False, unzip=False, line=4)
+    target = apply_file_rule(rule, {}, job, project, "adapter.xml")
+    assert target == (job / "real" / "wing.dat").resolve()
+    assert target.read_text() == "0 0\n1 0\n"
+
+
+def test_parafile_does_not_read_or_write_through_a_link_out(dirs, outside):
+    job, _ = dirs
+    (outside / "secret.tpl").write_text("secret {x}\n")
+    (job / "in.tpl").symlink_to(outside / "secret.tpl")
+    rule = ParaFileRule("in.tpl", "out.txt", line=6)
+    with pytest.raises(PathEscapeError, match="attribute source 'in.tpl' escapes the job"):
+        apply_parafile_rule(rule, {"x": 1}, job, "adapter.xml")
+    (job / "tpl").write_text("v={x}\n")
+    (job / "out.txt").symlink_to(outside / "written")
+    rule = ParaFileRule("tpl", "out.txt", line=7)
+    with pytest.raises(PathEscapeError, match="through the symbolic link 'out.txt' -> "):
+        apply_parafile_rule(rule, {"x": 1}, job, "adapter.xml")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.tpl"]
+
+
+def test_data_path_does_not_follow_a_link_out(dirs, outside):
+    job, _ = dirs
+    (outside / "secret").write_text("s")
+    (job / "RESULT").symlink_to(outside)
+    item = DataItem("res", "RESULT/secret", line=9)
+    with pytest.raises(PathEscapeError) as info:
+        data_path(item, {}, job, "adapter.xml")
+    assert str(info.value) == (
+        "adapter.xml:9: attribute path of Data 'res' 'RESULT/secret' escapes the job directory "
+        f"through the symbolic link 'RESULT' -> {str(outside)!r}"
+    )

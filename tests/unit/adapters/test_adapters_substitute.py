@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -165,6 +166,31 @@ def test_unknown_step_type():
         ("echo \\{x}", "right after a backslash"),
         ("echo ${x}", "right after '$'"),
         ("cat <<EOF\n{x}\nEOF", "after a here-document (<<)"),
+        ("echo $(( {x} + 1 ))", "inside arithmetic $(( ))"),
+        ("echo `echo {x}`", "inside backquotes (`...`)"),
+        ("echo `{x}`", "inside backquotes (`...`)"),
+        ("echo $( {x} )", "inside a command substitution $( )"),
+        ("echo $({x})", "inside a command substitution $( )"),
+        ("echo ${{y:-{x}}}", "inside a parameter expansion ${ }"),
+        ('echo "${{y:-{x}}}"', "inside a parameter expansion ${ }"),
+        ("echo $[ {x} + 1 ]", "inside arithmetic $[ ]"),
+        ("(( n = {x} ))", "inside an arithmetic command (( ))"),
+        ("cat <({x})", "inside a process substitution <( )"),
+        ("case a in {x}) echo;; esac", "inside a case statement"),
+        ("[[ {x} -eq 1 ]]", "in an argument of '[[', which evaluates its arguments"),
+        ("declare -i n={x}", "in an argument of 'declare', which evaluates its arguments"),
+        ("2>/dev/null eval {x}", "in an argument of 'eval', which evaluates its arguments"),
+        ("test -v {x}", "in an argument of 'test' -v, which takes a variable name"),
+        ("printf -v {x} y", "in an argument of 'printf' -v, which takes a variable name"),
+        ("a[{x}]=1", "right after '['"),
+        ("echo *{x}", "right after '*'"),
+        ("{x} --flag", "in the command name"),
+        ("y=1 ./{x}", "in the command name"),
+        ("echo $'a' {x}", "after $' or $\", which the checker cannot follow"),
+        (
+            "echo $(case a in a) echo;; esac) {x}",
+            "after a case statement inside a substitution, which the checker cannot follow",
+        ),
     ],
 )
 def test_shell_placeholder_where_quoting_would_not_hold(command, reason):
@@ -183,12 +209,21 @@ def test_shell_placeholder_where_quoting_would_not_hold(command, reason):
         "echo 'it''s' {x}",
         'echo "a" {x} "b"',
         "echo \\\\ {x}",  # an escaped backslash, then a bare word
-        "echo $({x})",
-        "echo `{x}`",
         "echo $$ {x}",
         "x={x} env",
         "echo '#' {x}",
         "echo {x}#{x}",
+        "case {x} in a) echo;; esac",
+        "case a in a) echo;; esac; echo {x}",
+        "echo $(date) {x} $((1 + 2)){x} ${{HOME}}{x} `date`{x}",
+        'echo "$(echo ")")" {x}',
+        "cmd 2>&1 {x} >out",
+        "echo > {x}",
+        "if true; then echo {x}; fi",
+        "for i in {x}; do echo $i; done",
+        "{{ echo {x}; }}",
+        "printf %s {x}",
+        "test {x} = a",
     ],
 )
 def test_shell_placeholder_bare_words_are_accepted(command):
@@ -215,6 +250,7 @@ HOSTILE = [
     "",
     "*",
     "~root",
+    "a[$(touch PWNED)]",
 ]
 ENV = dict(os.environ, LC_ALL="C.UTF-8")
 
@@ -226,21 +262,174 @@ def run(argv, cwd) -> list[str]:
     return [f.decode("utf-8") for f in fields[:-1]]
 
 
-@settings(max_examples=150, deadline=None)
+SHELLS = ("/usr/bin/dash", "/bin/bash")
+
+
+def under(shell: str, argv: list[str]) -> list[str]:
+    """``argv`` of a shell step, run by ``shell`` instead of ``/bin/sh``."""
+    assert argv[:2] == ["/bin/sh", "-c"]
+    return [shell, *argv[1:]]
+
+
+@settings(max_examples=100, deadline=None)
 @given(a=ARG, b=ARG)
 @example(a=HOSTILE[0], b=HOSTILE[1])
 @example(a=HOSTILE[2], b=HOSTILE[3])
 @example(a=HOSTILE[4], b=HOSTILE[5])
 @example(a=HOSTILE[6], b=HOSTILE[7])
 @example(a=HOSTILE[8], b=HOSTILE[9])
-@example(a=HOSTILE[10], b="")
+@example(a=HOSTILE[10], b=HOSTILE[11])
 def test_shell_values_stay_literal(tmp_path_factory, a, b):
     cwd = tmp_path_factory.mktemp("sh")
-    command = "printf '%s\\000' {a} x{b}y {a}{b} \"lit\" {b}"
+    command = "printf '%s\\000' {a} x{b}y {a}{b} \"lit\" {b} $(echo c){a} `echo d`{b}"
     argv = build_argv(step(command), {"a": a, "b": b}, "w")
-    assert argv[:2] == ["/bin/sh", "-c"]
-    assert run(argv, cwd) == [a, f"x{b}y", a + b, "lit", b]
+    for shell in SHELLS:
+        assert run(under(shell, argv), cwd) == [a, f"x{b}y", a + b, "lit", b, f"c{a}", f"d{b}"]
     assert not (cwd / "PWNED").exists()
+
+
+# Pieces of shell syntax a generated placement is made of, with the placeholder
+# among them: nested substitutions, quotes, arithmetic, here-documents, commands
+# that evaluate their arguments, and plain words.
+_SYNTAX = [
+    "{v}",
+    "{v}",
+    "{v}",
+    " ",
+    " ",
+    ";",
+    "\n",
+    "&&",
+    "|",
+    "$",
+    "(",
+    ")",
+    "((",
+    "))",
+    "$((",
+    "$(",
+    "${{",
+    "}}",
+    "$[",
+    "]",
+    "[",
+    "`",
+    "'",
+    '"',
+    "\\",
+    "#",
+    "=",
+    "a",
+    "x=",
+    "*",
+    "~",
+    "-v ",
+    "<<E\n",
+    "\nE\n",
+    "<(",
+    "case ",
+    " in ",
+    ") ",
+    ";; ",
+    " esac",
+    "eval ",
+    "echo ",
+    ": ",
+    "printf '%s\\n' ",
+    "[[ ",
+    " -eq 1 ]]",
+    "let ",
+    "declare -i n=",
+    "test ",
+    "export ",
+    "$'",
+    "+ 1",
+    "{{ ",
+    " }}",
+    "a[",
+    "]=1",
+]
+PLACEMENT = st.lists(st.sampled_from(_SYNTAX), min_size=1, max_size=12).map("".join)
+MARKER_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            *HOSTILE[:7],
+            "a[$(touch PWNED)]",
+            "x[`touch PWNED`]",
+            "${x:=$(touch PWNED)}",
+            "$((a[$(touch PWNED)]))",
+            "PWNED); touch PWNED; (",
+            "`\n touch PWNED\n`",
+        ]
+    ),
+    ARG.map(lambda s: s + "$(touch PWNED)"),
+)
+
+
+def accepted(command: str, value: str) -> list[str] | None:
+    try:
+        return build_argv(step(command), {"v": value}, "w")
+    except SubstitutionError:
+        return None
+
+
+@settings(max_examples=250, deadline=None)
+@given(command=PLACEMENT, value=MARKER_VALUES)
+@example(command="echo {v} $(( 1 + 1 )) `echo`", value="$(touch PWNED)")
+@example(command="case {v} in a) echo;; esac", value="a[$(touch PWNED)]")
+def test_no_accepted_placement_runs_a_value(tmp_path_factory, command, value):
+    """Whatever the checker accepts, neither dash nor bash runs what is in the value."""
+    argv = accepted(command, value)
+    if argv is None:
+        return
+    cwd = tmp_path_factory.mktemp("place")
+    for shell in SHELLS:
+        subprocess.run(
+            under(shell, argv),
+            cwd=cwd,
+            env=ENV,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=20,
+        )
+        assert not (cwd / "PWNED").exists(), (shell, argv[2])
+
+
+@pytest.mark.parametrize(
+    "command, shells",
+    [
+        ("echo $(( {v} + 1 ))", SHELLS),
+        ("echo `echo {v}`", ("/bin/bash",)),
+        ('echo "${{x:-{v}}}"', SHELLS),
+        ("cat <<E\n{v}\nE", SHELLS),
+        ("[[ {v} -eq 1 ]]", ("/bin/bash",)),
+        ("declare -i n={v}", ("/bin/bash",)),
+        ("test -v {v}", ("/bin/bash",)),
+    ],
+)
+def test_refused_placements_would_run_the_value(tmp_path, command, shells):
+    """The placements the checker refuses do run a hostile value when quoted naively."""
+    with pytest.raises(SubstitutionError, match="placeholder {v} stands"):
+        build_argv(step(command), {"v": "x"}, "w")
+    values = ("$(touch PWNED)", "`touch PWNED`", "a[$(touch PWNED)]", "a` `touch PWNED #")
+    assert any(_runs(command, v, shells, tmp_path) for v in values)
+
+
+def _runs(command: str, value: str, shells, cwd) -> bool:
+    naive = command.replace("{{", "{").replace("}}", "}").replace("{v}", shlex.quote(value))
+    ran = True
+    for shell in shells:
+        (cwd / "PWNED").unlink(missing_ok=True)
+        subprocess.run(
+            [shell, "-c", naive],
+            cwd=cwd,
+            env=ENV,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=20,
+        )
+        ran = ran and (cwd / "PWNED").exists()
+    return ran
 
 
 @settings(max_examples=150, deadline=None)
