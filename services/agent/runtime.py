@@ -6,7 +6,6 @@ autorun read and change its public attributes.
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 import eventlet
@@ -81,7 +80,6 @@ class AgentRuntime:
         self.scheduler = Scheduler(self.slots)
         self.running = {}
         self.published = {}
-        self.started_at = time.time()
         self._beat_sent = False
         self.recovered = False
         self.recovering = False
