@@ -4,8 +4,8 @@ All steps of a job write to one stdout and one stderr file, each run
 appending. Before a step starts the agent appends a ``start`` record with
 the two files' sizes; the step's wrapper appends ``exit <token> <code>`` when
 it ends. A run's output is what lies between its start record's offsets and
-the next run's. Three files per job instead of three per step: on a file
-system where each new file costs a scan for a free inode, that adds up.
+the next run's. Three files per job rather than three per step keep file
+creations down (see tests/bench/README.md).
 """
 
 import json

@@ -10,12 +10,14 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
 from nameko.timer import timer
 
-from services.agent import stages
+from services.agent import autorun, recovery, stages
+from services.agent.logs import read_logs
 from services.agent.runtime import AgentRuntime
+from services.agent.steprun import launch_step
+from services.agent.watch import watch_in_background
 from services.common.errors import MirrorError
-from services.common.names import service_name
+from services.common.names import job_queue, service_name
 from services.common.rpc import mirror_rpc, to_int
-from services.dependencies import job_queue
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,9 @@ class JobRun:
         if step is not None and not isinstance(step, str):
             raise MirrorError(f"step must be a step id, got {step!r}")
         job = stages.fetch(self.rt, to_int(job_id, "job_id"))
-        running = stages.launch_step(self.rt, job, step)
+        running = launch_step(self.rt, job, step)
         # The call returns once the process has started; its end is recorded later.
-        self.rt.watch_in_background(job, running)
+        watch_in_background(self.rt, job, running)
         return []
 
 
@@ -131,21 +133,21 @@ class JobAgent:
         if not self.rt.recovered and not self.rt.recovering:
             # Registered: now find the jobs an earlier process left running.
             self.rt.recovering = True
-            self.rt.spawn(self.rt.start)
+            self.rt.spawn(recovery.start, self.rt)
 
     def take(self, body):
-        # Claim, ack, run: the runtime claims later, so this delivery is acked at once.
-        # A body holds a batch of ``[job_id, ncpus]`` (or one ``job_id``, as older
-        # publishers and tests send it).
+        # Ack, then claim: autorun claims each job when its cores are free, so
+        # this delivery is acked at once. A body holds a batch of
+        # ``[job_id, ncpus]`` pairs, or a single ``job_id`` (and ``ncpus``).
         jobs = body.get("jobs") or [[body["job_id"], body.get("ncpus", 1)]]
         for job_id, ncpus in jobs:
-            self.rt.enqueue(int(job_id), ncpus)
+            autorun.enqueue(self.rt, int(job_id), ncpus)
 
     @mirror_rpc
     def logs(self, job_id, step=None, offset_out=0, offset_err=0, max_bytes=65536):
         """A step's stdout and stderr from byte offsets, so that a follower can poll."""
         job = stages.fetch(self.rt, to_int(job_id, "job_id"))
-        return stages.read_logs(
+        return read_logs(
             self.rt,
             job,
             step,
@@ -161,9 +163,9 @@ class JobAgent:
             "rid": rt.rid,
             "autorun": rt.autorun,
             "slots": rt.slots,
-            "used_cores": rt.used_cores,
+            "used_cores": rt.scheduler.used_cores,
             "running": sorted(rt.running),
-            "waiting": [job_id for job_id, _ in rt.waiting],
+            "waiting": [job_id for job_id, _ in rt.scheduler.waiting],
         }
 
 

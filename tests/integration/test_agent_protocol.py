@@ -1,6 +1,6 @@
 """The agent's calls to central (claim, report, ``job.batch``) against real central services.
 
-The test plays the agent of machine 7 with the agent's own `CentralClient`,
+The test plays the agent of machine 7 with the agent's own `CentralClient` and `Outbox`,
 so each call and its batching can be observed one at a time.
 """
 
@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.bundled import package_zip, project_files
-from services.agent.central import CentralClient
+from services.agent.central_client import CentralClient
+from services.agent.reporting import Outbox
 from services.common.errors import MirrorError
 
 RID = 7
@@ -34,9 +35,11 @@ def queued(core):
 @pytest.fixture
 def client(queued):
     mesh, _ = queued
-    client = CentralClient(mesh.config, timeout=10, retries=1)
+    central = CentralClient(mesh.config, timeout=10, retries=1)
+    client = Outbox(central)
     yield client
     client.close()
+    central.close()
 
 
 READY = {"state": "READY", "message": "files generated"}
@@ -121,12 +124,14 @@ def test_a_report_made_while_others_linger_takes_them_along(queued, client):
 
 def test_close_sends_what_lingers(queued):
     mesh, next_id = queued
-    client = CentralClient(mesh.config, timeout=10, retries=1)
+    central = CentralClient(mesh.config, timeout=10, retries=1)
+    client = Outbox(central)
     first = next_id()
     client.claim(first, RID)
     thread = lingering(client, first, READY, ["PREPARING"])
     client.close()
     assert outcome(thread)["state"] == "READY"
+    central.close()
 
 
 def test_batch_answers_each_report_and_the_claim_on_its_own(queued):

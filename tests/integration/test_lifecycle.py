@@ -14,8 +14,6 @@ from adapters.bundled import project_files
 from tests.integration.conftest import make_package
 from tests.mesh import job_processes, wait_for
 
-FINAL = ("COMPLETED", "FAILED", "KILLED")
-
 
 def ftp_download(url):
     """Download an ``ftp://user:pass@host:port/path`` URL with the account it names."""

@@ -1,15 +1,19 @@
-"""The agent's line to the central services: RPC with retries, never the database."""
+"""The agent's line to the central services: RPC with retries, never the database.
+
+Batching reports is `services.agent.reporting`'s concern; this module sends
+what it is given and judges each answer, retried or not.
+"""
 
 import logging
 
 import eventlet
-from eventlet.event import Event
 from eventlet.queue import LightQueue
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.errors import MirrorError
+from services.common.jobstates import PREPARING
 from services.common.nameko_ext import UnackedReplyListener
 
 log = logging.getLogger(__name__)
@@ -40,9 +44,6 @@ class CentralClient:
         self._pool = LightQueue()
         self._created = 0
         self._all = []
-        # Reports waiting to ride with the next call (see `report`'s ``linger``).
-        self._outbox = []
-        self._flusher = None
 
     def _take(self):
         if self._pool.qsize() == 0 and self._created < self.size:
@@ -125,12 +126,7 @@ class CentralClient:
         return self.call("job", "fetch", job_id=job_id)
 
     def claim(self, job_id, rid):
-        """Claim a queued job; a retried claim that had already taken effect counts as done.
-
-        Reports waiting in the outbox go along, in one ``job.batch`` call.
-        """
-        if self._outbox:
-            return self._send_batch(rid, claim=job_id)
+        """Claim a queued job; a retried claim that had already taken effect counts as done."""
         code, value, tries = self._call("job", "claim", {"job_id": job_id, "rid": rid})
         if code == 0:
             return value
@@ -143,24 +139,10 @@ class CentralClient:
     def _claimed_before(self, job_id, rid):
         """The bundle of a job an earlier try already claimed for ``rid``, else None."""
         job = self.fetch(job_id)
-        return job if job["state"] == "PREPARING" and job["rid"] == rid else None
+        return job if job["state"] == PREPARING and job["rid"] == rid else None
 
-    def report(self, job_id, rid, changes, expect=None, linger=0.0):
-        """Report a transition; a retried report that had already taken effect counts as done.
-
-        With ``linger`` (seconds) the report may wait that long in the outbox
-        for another call to ride with; the caller waits for its outcome all
-        the same. Reports waiting there go along with this one.
-        """
-        if linger > 0 or self._outbox:
-            entry = {"job_id": job_id, "rid": rid, "changes": changes, "expect": expect}
-            entry["done"] = Event()
-            self._outbox.append(entry)
-            if linger > 0:
-                self._flush_after(rid, linger)
-            else:
-                self._send_batch(rid)
-            return entry["done"].wait()
+    def report(self, job_id, rid, changes, expect=None):
+        """Report a transition; a retried report that had already taken effect counts as done."""
         kwargs = {"job_id": job_id, "rid": rid, "changes": changes, "expect": expect}
         code, value, tries = self._call("job", "report", kwargs)
         if code == 0:
@@ -177,94 +159,52 @@ class CentralClient:
                 return job
         raise MirrorError(error)
 
-    # -- the outbox ---------------------------------------------------------------
-    def _flush_after(self, rid, delay):
-        if self._flusher is None:
-            self._flusher = eventlet.spawn_after(delay, self._flush, rid)
+    def batch(self, rid, reports, claim=None, retries=None):
+        """Send ``reports`` (and ``claim``) as one ``job.batch`` call.
 
-    def _flush(self, rid):
-        self._flusher = None
-        if self._outbox:
-            try:
-                self._send_batch(rid)
-            except MirrorError as exc:
-                # Each waiting report got this error as its outcome.
-                log.warning("reports not sent: %s", exc)
-
-    def _send_batch(self, rid, claim=None):
-        """Send every report in the outbox (and ``claim``) as one ``job.batch`` call.
-
-        Each waiting report gets its own outcome; the claim's bundle is
-        returned, or MirrorError raised as `claim` would.
+        Returns ``(outcomes, claimed)``: for each report, in order, the new
+        record or the MirrorError refusing it, as `report` would have answered
+        (a shorter list if central answered fewer); for the claim, the bundle
+        or the MirrorError `claim` would have raised (None without a claim).
         """
-        entries, self._outbox = self._outbox, []
-        if self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
-        reports = [{k: e[k] for k in ("job_id", "changes", "expect")} for e in entries]
-        try:
-            code, value, tries = self._call(
-                "job", "batch", {"rid": rid, "reports": reports, "claim": claim}
-            )
-        except BaseException as exc:
-            for entry in entries:
-                entry["done"].send_exception(
-                    exc
-                    if isinstance(exc, MirrorError)
-                    else MirrorError(f"report not sent: {exc!r}")
-                )
-            raise
+        code, value, tries = self._call(
+            "job", "batch", {"rid": rid, "reports": reports, "claim": claim}, retries
+        )
         if code != 0:
             value = {
-                "reports": [[code, value]] * len(entries),
+                "reports": [[code, value]] * len(reports),
                 "claimed": None,
                 "claim_error": value,
             }
-        try:
-            for entry, (rcode, rvalue) in zip(entries, value["reports"], strict=False):
-                self._settle(entry, rid, rcode, rvalue, tries)
-        finally:
-            for entry in entries:
-                if not entry["done"].ready():
-                    entry["done"].send_exception(MirrorError("the report got no answer"))
+        outcomes = [
+            self._outcome(entry, rid, rcode, rvalue, tries)
+            for entry, (rcode, rvalue) in zip(reports, value["reports"], strict=False)
+        ]
         if claim is None:
-            return None
+            return outcomes, None
         if value["claimed"] is not None:
-            return value["claimed"]
+            return outcomes, value["claimed"]
         if tries > 1:
             job = self._claimed_before(claim, rid)
             if job is not None:
-                return job
-        raise MirrorError(value["claim_error"])
+                return outcomes, job
+        return outcomes, MirrorError(value["claim_error"])
 
-    def _settle(self, entry, rid, code, value, tries):
-        """Hand a batched report its outcome, as `report` would have answered."""
+    def _outcome(self, entry, rid, code, value, tries):
+        """One batched report's outcome, as `report` would have answered it."""
         if code == 0:
-            entry["done"].send(value)
-            return
+            return value
         try:
-            job = self._landed_before(
+            return self._landed_before(
                 entry["job_id"], rid, entry["changes"], entry["expect"], value, tries
             )
         except MirrorError as exc:
-            entry["done"].send_exception(exc)
-        else:
-            entry["done"].send(job)
+            return exc
 
     def close(self):
-        if self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
-        if self._outbox:
-            # Stopping: what waits in the outbox goes now, with no retries.
-            self.retries = 0
-            try:
-                self._send_batch(self._outbox[0]["rid"])
-            except MirrorError as exc:
-                log.warning("reports left unsent at shutdown: %s", exc)
         for proxy in list(self._all):
             try:
                 proxy.stop()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the connection may be broken already
                 log.debug("closing an RPC proxy failed", exc_info=True)
         self._all.clear()

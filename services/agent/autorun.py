@@ -1,0 +1,109 @@
+"""Autorun: take job ids from the machine's queue and run each claimed job through every stage.
+
+The runtime's `Scheduler` decides which waiting jobs start; this module
+starts them, one green thread per job, and gives their cores back.
+"""
+
+import logging
+
+from services.agent import stages
+from services.agent.steprun import launch_step
+from services.agent.watch import watch
+from services.common.errors import MirrorError
+from services.common.jobstates import DONE, PREPARING, READY
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(rt, job_id, ncpus=1):
+    """Take a job id from the machine's queue; it starts when its cores are free."""
+    if rt.scheduler.add(job_id, ncpus):
+        schedule(rt)
+
+
+def schedule(rt):
+    """Start every waiting job whose cores are free; refuse those that never fit."""
+    start, refuse = rt.scheduler.pick()
+    for job_id, ncpus in refuse:
+        rt.spawn(_refuse, rt, job_id, ncpus)
+    for job_id in start:
+        rt.spawn(_claim_and_run, rt, job_id)
+
+
+def free_cores(rt, job_id):
+    """Give back a job's cores and start whatever now fits."""
+    if rt.scheduler.release(job_id):
+        schedule(rt)
+
+
+def resume(rt, job, running=None):
+    """Run the rest of a job met again after a restart; it holds its cores meanwhile."""
+    rt.scheduler.hold(job["job_id"], job["ncpus"])
+    rt.spawn(_resume, rt, job, running)
+
+
+def catch_up(rt):
+    """Enqueue the jobs already queued for this machine (messages taken before a restart)."""
+    for job in reversed(rt.central.call("job", "list", state="QUEUED", rid=rt.rid, limit=10000)):
+        enqueue(rt, job["job_id"], job.get("ncpus", 1))
+
+
+def _refuse(rt, job_id, ncpus):
+    job = stages.claim(rt, job_id)
+    if job is not None:
+        stages.fail(
+            rt, job, f"job needs {ncpus} cores; resource machine {rt.rid} has {rt.slots} slots"
+        )
+
+
+def _claim_and_run(rt, job_id):
+    try:
+        job = stages.claim(rt, job_id)
+        if job is not None:
+            run_pipeline(rt, job)
+    finally:
+        free_cores(rt, job_id)
+
+
+def _resume(rt, job, running):
+    try:
+        run_pipeline(rt, job, running)
+    finally:
+        free_cores(rt, job["job_id"])
+
+
+def run_pipeline(rt, job, running=None):
+    """Every stage of a claimed job, in order, with no calls from outside.
+
+    It also resumes a job met again after a restart: built stages are
+    skipped, a step still running (``running``) is watched to its end.
+    """
+    job_id = job["job_id"]
+    try:
+        if running is not None:
+            watch(rt, job, running, autorun=True)
+            if running.killed or job["state"] != READY:
+                return
+        if job["state"] == PREPARING:
+            # Both stages' reports ride with the first step's RUNNING report.
+            stages.build_directory(rt, job, defer=True)
+            stages.build_files(rt, job, defer=True)
+        while any(s["state"] != DONE for s in job["steps"]):
+            running = launch_step(rt, job, defer_report=True)
+            watch(rt, job, running, autorun=True)
+            if running.killed or job["state"] != READY:
+                return
+        # Publishing results takes no cores: the next job may start meanwhile.
+        free_cores(rt, job_id)
+        # With jobs still waiting, a claim follows soon: the final report rides
+        # with it, one round trip for both (at most AGENT.report_delay later).
+        linger = rt.report_delay if rt.scheduler.waiting else 0.0
+        stages.recover(rt, job, linger=linger)
+        log.info("Job<%s> %s", job_id, job["state"])
+    except MirrorError as exc:
+        stages.fail(rt, job, str(exc))
+    except Exception as exc:  # noqa: BLE001 - the job must end, never stay RUNNING
+        log.exception("Job<%s> autorun failed", job_id)
+        stages.fail(rt, job, f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        rt.published.pop(job_id, None)

@@ -1,0 +1,50 @@
+"""Start-up: find the jobs an earlier agent process of this machine left unfinished (SPEC section 10)."""
+
+import logging
+
+from services.agent import autorun, stages
+from services.agent.reporting import replay_journal
+from services.agent.steprun import reattach
+from services.agent.watch import watch_in_background
+from services.common.errors import MirrorError
+from services.common.jobstates import ACTIVE, RUNNING
+
+log = logging.getLogger(__name__)
+
+
+def start(rt):
+    """Pick up where an earlier agent process left off; tried again at the next beat if it fails."""
+    try:
+        recover_jobs(rt)
+        if rt.autorun:
+            autorun.catch_up(rt)
+        rt.recovered = True
+    except MirrorError as exc:
+        log.warning("Machine<%s> start-up recovery failed: %s", rt.rid, exc)
+    finally:
+        rt.recovering = False
+
+
+def recover_jobs(rt):
+    """Take up again every job central records as this machine's and not final."""
+    mine = rt.central.call("job", "list", state=",".join(ACTIVE), rid=rt.rid, limit=100000)
+    for summary in mine:
+        job_id = summary["job_id"]
+        if job_id in rt.scheduler.active or job_id in rt.running:
+            continue
+        try:
+            recover_job(rt, stages.fetch(rt, job_id))
+        except MirrorError as exc:
+            log.warning("Job<%s> could not be recovered: %s", job_id, exc)
+
+
+def recover_job(rt, job):
+    """Replay its journal, find its running step again, and go on with it."""
+    replay_journal(job, rt.workspace.job_dirs(job["job_id"]))
+    running = None
+    if job["state"] == RUNNING:
+        running = reattach(rt, job)
+    if rt.autorun:
+        autorun.resume(rt, job, running)
+    elif running is not None:
+        watch_in_background(rt, job, running)

@@ -1,0 +1,298 @@
+"""The stages of one step: launch it, report it RUNNING, find it again, record its end.
+
+Like `services.agent.stages`, each takes the machine's shared state ``rt``
+and a job bundle, checks the state first, does its I/O and reports.
+"""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.errors import AdapterError, where_of
+from adapters.substitute import build_argv
+from services.agent import ledger, processes
+from services.agent.logs import stderr_tail
+from services.agent.reporting import report, write_journal
+from services.agent.stages import fail, job_dir, refuse_running
+from services.agent.steps import (
+    ADAPTER,
+    LEDGER,
+    Running,
+    hook_context,
+    log_paths,
+    next_step,
+    step_cwd,
+    step_env,
+    utcnow,
+)
+from services.common.errors import MirrorError
+from services.common.jobstates import DONE, READY, RUNNING
+from services.common.names import service_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Launch:
+    """What starting one step takes, worked out before anything is written."""
+
+    root: Path
+    step_id: str
+    step: object
+    adapter: object
+    workdir: Path
+    argv: list
+    stdout: Path
+    stderr: Path
+    publish: dict
+
+
+def launch_step(rt, job, step_id=None, defer_report=False):
+    """Run the pre hook, start the step's process, record it RUNNING; return once started.
+
+    The process starts before the RUNNING report so that one report carries
+    its pid too; were that report refused (the job was killed meanwhile), the
+    process is stopped again at once. With ``defer_report`` (autorun) the
+    report waits in the journal: a step still running after
+    ``AGENT.report_delay`` seconds gets it then (`report_running`), a shorter
+    one is reported once, with its end.
+    """
+    refuse_running(job, "starting another step")
+    if job["state"] != READY:
+        raise MirrorError(
+            f"job {job['job_id']} is {job['state']}; its files must be generated "
+            f"({service_name('jobfilebuild', rt.rid)}.do) before a step runs"
+        )
+    started = utcnow()
+    launch = plan(rt, job, job_dir(rt, job), next_step(job, step_id))
+    pre_hook(rt, job, launch)
+    changes = running_changes(launch.step_id, started)
+    running = start(rt, job, launch, changes, started, defer_report)
+    changes.update(pid=running.pid, pid_start=running.started)
+    if defer_report:
+        # The start time is read if the report is sent while the step runs.
+        report(rt, job, {"pid": running.pid}, defer=True)
+        running.report_due = time.monotonic() + rt.report_delay
+    else:
+        try:
+            report(rt, job, changes, expect=[READY])
+        except MirrorError:
+            stop_step(rt, running)
+            raise
+    log.debug("Job<%s> step %s started, pid %s", job["job_id"], launch.step_id, running.pid)
+    return running
+
+
+def plan(rt, job, root, step_id):
+    """The step's working directory, command line and log files; FAILED if they are wrong."""
+    adapter = rt.workspace.adapter(job["package"])
+    step = adapter.step(step_id)
+    publish = rt.published.setdefault(job["job_id"], {})
+    try:
+        workdir = step_cwd(rt.roots, rt.rid, job, step, root)
+        argv = build_argv(step, job["params"], where_of(ADAPTER, step.line, "attribute value"))
+        stdout, stderr = log_paths(rt.roots, rt.rid, job, root, workdir)
+        for folder in {stdout.parent, stderr.parent}:
+            folder.mkdir(parents=True, exist_ok=True)
+    except (MirrorError, AdapterError) as exc:
+        fail(rt, job, f"step {step_id}: {exc}", step_id)
+        raise MirrorError(f"step {step_id} of job {job['job_id']} failed: {exc}") from exc
+    return Launch(root, step_id, step, adapter, workdir, argv, stdout, stderr, publish)
+
+
+def pre_hook(rt, job, launch):
+    """Call the package's pre hook of the step, if it has one; FAILED if it raises."""
+    if not launch.step.premethod:
+        return
+    context = hook_context(job, launch.root, launch.workdir, launch.step_id, launch.publish)
+    try:
+        rt.workspace.hooks(job["package"], launch.adapter).call(launch.step.premethod, context)
+    except AdapterError as exc:
+        fail(rt, job, f"step {launch.step_id}: pre {exc.problem}", launch.step_id)
+        raise MirrorError(
+            f"step {launch.step_id} of job {job['job_id']} failed: {exc.problem}"
+        ) from exc
+
+
+def running_changes(step_id, started):
+    """The report of a step starting (its pid is added once the process exists)."""
+    return {
+        "state": RUNNING,
+        "step": step_id,
+        "error": None,
+        "pid": None,
+        "pid_start": None,
+        "steps": {
+            step_id: {"state": RUNNING, "start_time": started, "end_time": None, "exit_code": None}
+        },
+        "message": f"step {step_id} starting",
+    }
+
+
+def start(rt, job, launch, changes, started, defer_report):
+    """Record the run in the ledger (and the journal, deferred), then start its process."""
+    step_id, root = launch.step_id, launch.root
+    token = uuid.uuid4().hex
+    ledger_file = str(root / LEDGER)
+    err_offset = ledger.size(launch.stderr)
+    try:
+        ledger.record_start(ledger_file, step_id, token, ledger.size(launch.stdout), err_offset)
+    except OSError as exc:
+        reason = f"step {step_id} could not start: {exc}"
+        fail(rt, job, reason, step_id)
+        raise MirrorError(reason) from exc
+    if defer_report:
+        # In the journal before the process exists: an agent killed at any
+        # point after this looks for the step instead of starting it again.
+        report(rt, job, changes, expect=[READY], defer=True)
+        write_journal(job)
+    try:
+        pid = processes.start(
+            launch.argv,
+            cwd=str(launch.workdir),
+            env=step_env(job, root, launch.workdir, step_id, token, ledger_file),
+            stdout=launch.stdout,
+            stderr=launch.stderr,
+        )
+    except OSError as exc:
+        reason = f"step {step_id} could not start: {exc}"
+        fail(rt, job, reason, step_id)
+        raise MirrorError(reason) from exc
+    running = Running(
+        job_id=job["job_id"],
+        step=step_id,
+        pid=pid,
+        # Unreaped, our own child cannot be mistaken for another process: its
+        # start time is read only when a report needs it.
+        started=None if defer_report else processes.create_time(pid),
+        token=token,
+        start_time=started,
+        job_dir=str(root),
+        ledger_file=ledger_file,
+        stderr=str(launch.stderr),
+        err_offset=err_offset,
+        publish=launch.publish,
+    )
+    rt.running[job["job_id"]] = running
+    return running
+
+
+def stop_step(rt, running):
+    """Stop a step whose job moved on without it (refused, timed out, taken away)."""
+    running.killed = True
+    processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)
+    rt.running.pop(running.job_id, None)
+
+
+def report_running(rt, job, running):
+    """Send the deferred RUNNING report of a step still running; False if it was refused."""
+    running.report_due = None
+    if "_pending" not in job:
+        return True
+    running.started = processes.create_time(running.pid)
+    try:
+        report(rt, job, {"pid_start": running.started})
+    except MirrorError as exc:
+        log.info(
+            "Job<%s> step %s was not recorded as running: %s", running.job_id, running.step, exc
+        )
+        stop_step(rt, running)
+        return False
+    return True
+
+
+def reattach(rt, job):
+    """The Running of a step an earlier agent process started, found again.
+
+    A live process must be the same one (pid and start time); a process gone
+    while nobody watched is judged by the exit code its wrapper left in the
+    ledger for the step's latest run (its Running then has no pid).
+    """
+    step, root = job["step"], job_dir(rt, job)
+    ledger_file = str(root / LEDGER)
+    pid, started = job.get("pid"), job.get("pid_start")
+    if not pid:
+        pid, started = processes.find_step(job["job_id"], step, root) or (None, None)
+    token = None
+    if processes.alive(pid, started):
+        token = processes.token_of(pid)
+    else:
+        pid = None
+    run = ledger.last_run(ledger_file, step)
+    if token is None and run is not None:
+        token = run.token
+    running = Running(
+        job_id=job["job_id"],
+        step=step,
+        pid=pid,
+        started=started,
+        token=token,
+        start_time=utcnow(),
+        job_dir=str(root),
+        ledger_file=ledger_file,
+        err_offset=run.err if run is not None and run.token == token else 0,
+        publish=rt.published.setdefault(job["job_id"], {}),
+    )
+    rt.running[job["job_id"]] = running
+    log.info("Job<%s> step %s found again (pid %s)", job["job_id"], step, job.get("pid"))
+    return running
+
+
+def finish_step(rt, job, running, code, *, autorun=False):
+    """Record how a step ended: post hook, step state, then READY or FAILED.
+
+    ``code`` is the exit code seen by the agent, or None when it was not
+    (the ledger is asked then). In autorun the READY report is deferred: the
+    next stage's report carries it.
+    """
+    step_id = running.step
+    ended = utcnow()
+    if running.killed:
+        return job
+    if code is None and running.token:
+        code = ledger.exit_code(running.ledger_file, running.token)
+    if code is None:
+        return fail(
+            rt,
+            job,
+            f"step {step_id}: process {running.pid} vanished without an exit code "
+            "(the agent was restarted while it ran)",
+            step_id,
+        )
+    if code != 0:
+        return fail(
+            rt, job, f"step {step_id} exited with code {code}{stderr_tail(running)}", step_id, code
+        )
+    problem = post_hook(rt, job, running)
+    if problem is not None:
+        return fail(rt, job, f"step {step_id}: post {problem}", step_id, code)
+    changes = {
+        "state": READY,
+        "pid": None,
+        "pid_start": None,
+        "steps": {step_id: {"state": DONE, "exit_code": code, "end_time": ended}},
+        "message": f"step {step_id} done",
+    }
+    try:
+        report(rt, job, changes, expect=[RUNNING], defer=autorun)
+    except MirrorError as exc:
+        log.info("Job<%s> step %s ended after the job moved on: %s", job["job_id"], step_id, exc)
+    return job
+
+
+def post_hook(rt, job, running):
+    """Call the package's post hook of the step; the problem it raised, or None."""
+    adapter = rt.workspace.adapter(job["package"])
+    step = adapter.step(running.step)
+    if not step.postmethod:
+        return None
+    root = Path(running.job_dir)
+    workdir = step_cwd(rt.roots, rt.rid, job, step, root)
+    context = hook_context(job, root, workdir, running.step, running.publish)
+    try:
+        rt.workspace.hooks(job["package"], adapter).call(step.postmethod, context)
+    except AdapterError as exc:
+        return exc.problem
+    return None

@@ -1,0 +1,102 @@
+"""Watching a running step: monitoring, its time limit, its deferred RUNNING report, its end.
+
+A step also stops here when its job is taken away from the machine (failed,
+killed or queued again by central without this agent).
+"""
+
+import logging
+import time
+from datetime import datetime
+
+from services.agent import processes, stages
+from services.agent.steprun import finish_step, report_running, stop_step
+from services.common.errors import MirrorError
+from services.common.jobstates import RUNNING
+
+log = logging.getLogger(__name__)
+
+
+def deadline(job):
+    """When the job's time limit runs out (epoch seconds), or None without a limit.
+
+    It counts from the job's start, or its first step's while that is not
+    reported yet, or from now for a job with neither.
+    """
+    if not job.get("time_limit"):
+        return None
+    starts = [s["start_time"] for s in job["steps"] if s.get("start_time")]
+    started = job.get("start_time") or min(starts, default=None)
+    begun = datetime.fromisoformat(started).timestamp() if started else time.time()
+    return begun + float(job["time_limit"]) * 60
+
+
+def watch(rt, job, running, *, autorun=False):
+    """Wait for a step to end, monitoring meanwhile; then record how it ended."""
+    limit = deadline(job)
+    while True:
+        wait = rt.interval
+        if running.report_due is not None:
+            wait = min(wait, max(0.0, running.report_due - time.monotonic()))
+        if limit is not None:
+            wait = max(0.0, min(wait, limit - time.time()))
+        ended, code = processes.wait_exit(running.pid, timeout=wait, started=running.started)
+        if ended:
+            break
+        if running.killed:
+            return job
+        if limit is not None and time.time() >= limit:
+            return time_out(rt, job, running)
+        if running.report_due is not None:
+            # A step outlasting AGENT.report_delay is recorded RUNNING now.
+            if time.monotonic() >= running.report_due and not report_running(rt, job, running):
+                return job
+            continue
+        try:
+            stages.monitor(rt, job)
+        except MirrorError as exc:
+            if taken_away(rt, job, running):
+                return job
+            log.warning("Job<%s> monitoring failed: %s", job["job_id"], exc)
+    rt.running.pop(job["job_id"], None)
+    return finish_step(rt, job, running, code, autorun=autorun)
+
+
+def taken_away(rt, job, running):
+    """Stop a step whose job was failed, killed or queued again without this agent."""
+    try:
+        current = rt.central.fetch(job["job_id"])
+    except MirrorError:
+        return False
+    if current["state"] == RUNNING and current["rid"] == rt.rid:
+        return False
+    log.warning(
+        "Job<%s> is now %s on machine %s; stopping its step %s here",
+        job["job_id"],
+        current["state"],
+        current["rid"],
+        running.step,
+    )
+    stop_step(rt, running)
+    return True
+
+
+def time_out(rt, job, running):
+    """Fail the job for its time limit and stop its step."""
+    running.killed = True
+    reason = f"time limit of {job['time_limit']:g} min exceeded in step {running.step}"
+    stages.fail(rt, job, reason, running.step)
+    stop_step(rt, running)
+    return job
+
+
+def watch_in_background(rt, job, running):
+    """Watch a step in a green thread of the runtime (manual runs and recovered steps)."""
+    rt.spawn(_watch_logged, rt, job, running)
+
+
+def _watch_logged(rt, job, running):
+    try:
+        watch(rt, job, running)
+    except Exception:  # noqa: BLE001 - a watcher must never die silently
+        log.exception("Job<%s> watcher failed", job["job_id"])
+        stages.fail(rt, job, f"agent lost track of step {running.step}")
