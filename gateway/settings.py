@@ -102,8 +102,8 @@ def check_address(address, tokens):
     if is_loopback(address):
         return
     fix = (
-        f"GATEWAY.tokens (env GATEWAY_TOKEN): set a secret of {MIN_TOKEN_LENGTH} "
-        f"characters or more, {HOW_TO_GENERATE}"
+        "GATEWAY.tokens (env GATEWAY_TOKEN with config/docker.yaml): "
+        f"set a secret of {MIN_TOKEN_LENGTH} characters or more, {HOW_TO_GENERATE}"
     )
     if not tokens:
         raise ValueError(f"gateway bound to {address} needs {fix}")

@@ -15,7 +15,7 @@ def test_check_bind_loopback_needs_no_token(address):
 
 STRONG = "3f9c2a71d08e4b6f"
 FIX = (
-    "GATEWAY.tokens (env GATEWAY_TOKEN): set a secret of 16 characters or more, "
+    "GATEWAY.tokens (env GATEWAY_TOKEN with config/docker.yaml): set a secret of 16 characters or more, "
     "e.g. from `openssl rand -hex 32`"
 )
 
