@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 WRITE_PERMS = "elradfmwMT"
 READ_PERMS = "elr"
 
-# The passwords shipped in the embedded defaults (config/mirror.yaml and
-# config/docker.yaml fall back on the same ones): public, hence no secret.
+# The passwords of the embedded defaults, which config/mirror.yaml falls back
+# on too: published with Mirror, hence no secret.
 DEFAULT_PASSWORDS = frozenset(
     str(DEFAULTS["FTP"][account]["password"]).lower() for account in ("writer", "reader")
 )
