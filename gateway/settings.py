@@ -7,7 +7,9 @@ Keys read from ``GATEWAY`` (defaults from :mod:`services.config`):
     ``WEB_SERVER_ADDRESS`` by :func:`gateway_config`).
 ``tokens``
     Bearer tokens; empty means no authentication. A string is split on commas
-    and white space (handy with ``${GATEWAY_TOKENS:}`` substitution).
+    and white space (handy with ``${GATEWAY_TOKENS:}`` substitution). Beyond
+    loopback at least one is required, and none may be a placeholder or
+    shorter than 16 characters (:mod:`services.common.exposure`).
 ``expose``
     fnmatch patterns of the services callable through ``/proxy``; ``"*"`` is all.
 ``max_body``
@@ -19,12 +21,17 @@ Keys read from ``GATEWAY`` (defaults from :mod:`services.config`):
 """
 
 import copy
-import ipaddress
 import re
 from dataclasses import dataclass
 
 from nameko.constants import WEB_SERVER_CONFIG_KEY as WEB_SERVER_ADDRESS
 
+from services.common.exposure import (
+    HOW_TO_GENERATE,
+    MIN_TOKEN_LENGTH,
+    is_loopback_host,
+    is_weak_token,
+)
 from services.config import DEFAULTS
 
 DEFAULT_MAX_WORKERS = 64
@@ -84,23 +91,32 @@ def is_loopback(address):
     A bare port binds every interface, so it is not loopback.
     """
     host, sep, _port = str(address).strip().rpartition(":")
-    host = host.strip("[]").lower() if sep else ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return bool(sep) and is_loopback_host(host)
 
 
 def check_address(address, tokens):
-    """Raise ``ValueError`` when ``address`` is beyond loopback and no token is set."""
-    if not tokens and not is_loopback(address):
-        raise ValueError(f"gateway bound to {address} needs GATEWAY.tokens")
+    """Raise ``ValueError`` when ``address`` is beyond loopback and a token is missing or weak.
+
+    The message is one line naming the setting to change; it never quotes a token.
+    """
+    if is_loopback(address):
+        return
+    fix = (
+        "GATEWAY.tokens (env GATEWAY_TOKEN with config/docker.yaml): "
+        f"set a secret of {MIN_TOKEN_LENGTH} characters or more, {HOW_TO_GENERATE}"
+    )
+    if not tokens:
+        raise ValueError(f"gateway bound to {address} needs {fix}")
+    weak = [str(n) for n, token in enumerate(tokens, 1) if is_weak_token(token)]
+    if weak:
+        raise ValueError(
+            f"gateway bound to {address} refuses a placeholder or short token "
+            f"(number {', '.join(weak)} of {len(tokens)}) in {fix}"
+        )
 
 
 def check_bind(config):
-    """SPEC 11: bearer tokens are required when the gateway binds beyond loopback."""
+    """SPEC 11: strong bearer tokens are required when the gateway binds beyond loopback."""
     gw = section(config)
     check_address(gw["address"], _names(gw.get("tokens")))
 
@@ -110,7 +126,7 @@ def gateway_config(config):
 
     Sets nameko's ``WEB_SERVER_ADDRESS`` from ``GATEWAY.address`` and ``max_workers``
     from ``GATEWAY.max_workers`` (default 64), and refuses (``ValueError``) a
-    non-loopback address without tokens.
+    non-loopback address without strong tokens.
     """
     check_bind(config)
     out = copy.deepcopy(config)

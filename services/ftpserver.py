@@ -8,10 +8,19 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import DTPHandler, FTPHandler
 from pyftpdlib.servers import FTPServer
 
+from services.common.exposure import HOW_TO_GENERATE, is_loopback_host, is_placeholder
+from services.config import DEFAULTS
+
 log = logging.getLogger(__name__)
 
 WRITE_PERMS = "elradfmwMT"
 READ_PERMS = "elr"
+
+# The passwords of the embedded defaults, which config/mirror.yaml falls back
+# on too: published with Mirror, hence no secret.
+DEFAULT_PASSWORDS = frozenset(
+    str(DEFAULTS["FTP"][account]["password"]).lower() for account in ("writer", "reader")
+)
 
 
 class CappedDTPHandler(DTPHandler):
@@ -58,8 +67,42 @@ class MirrorFTPHandler(FTPHandler):
         return super().ftp_STOR(file, mode)
 
 
+def bind_address(ftp_config):
+    """The host the server listens on: ``FTP.bind``, or ``FTP.host`` when that is empty."""
+    return str(ftp_config.get("bind") or ftp_config["host"])
+
+
+def is_default_password(password):
+    """True when ``password`` is empty, a shipped default or a placeholder."""
+    return is_placeholder(password) or str(password).strip().lower() in DEFAULT_PASSWORDS
+
+
+def check_bind(ftp_config):
+    """Raise ``ValueError`` when the server binds beyond loopback with a default password.
+
+    The message is one line naming every setting to change; it never quotes a password.
+    """
+    address = bind_address(ftp_config)
+    if is_loopback_host(address):
+        return
+    weak = [
+        f"FTP.{account}.password (env FTP_{account.upper()}_PASSWORD)"
+        for account in ("writer", "reader")
+        if is_default_password((ftp_config.get(account) or {}).get("password"))
+    ]
+    if weak:
+        raise ValueError(
+            f"file server bound to {address} refuses a default or empty password: "
+            f"set {' and '.join(weak)} to a secret of your own, {HOW_TO_GENERATE}"
+        )
+
+
 def build_server(ftp_config):
-    """Create (but do not start) the FTP server described by the ``FTP`` config section."""
+    """Create (but do not start) the FTP server described by the ``FTP`` config section.
+
+    Refuses (``ValueError``, see :func:`check_bind`) default passwords beyond loopback.
+    """
+    check_bind(ftp_config)
     root = Path(ftp_config["root"])
     root.mkdir(parents=True, exist_ok=True)
     authorizer = DummyAuthorizer()
@@ -83,8 +126,7 @@ def build_server(ftp_config):
             "log_prefix": "ftp %(username)s@%(remote_ip)s",
         },
     )
-    address = ftp_config.get("bind") or ftp_config["host"]
-    return FTPServer((address, int(ftp_config["port"])), handler)
+    return FTPServer((bind_address(ftp_config), int(ftp_config["port"])), handler)
 
 
 def serve(ftp_config):

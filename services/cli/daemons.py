@@ -70,8 +70,12 @@ def cmd_gateway(config, args):
 
 def cmd_ftp(config, args):
     # pyftpdlib is needed by this command alone.
-    from services.ftpserver import serve
+    from services.ftpserver import check_bind, serve
 
+    try:
+        check_bind(config["FTP"])
+    except ValueError as exc:
+        fail(str(exc))
     serve(config["FTP"])
 
 

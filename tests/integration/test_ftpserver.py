@@ -153,3 +153,25 @@ def test_uploads_past_the_cap_are_cut(ftp):
     writer.storbinary("STOR /small.bin", io.BytesIO(b"x" * (CAP // 2)))
     writer.quit()
     assert (root / "small.bin").stat().st_size == CAP // 2
+
+
+def test_mirror_ftp_beyond_loopback_refuses_default_passwords(tmp_path):
+    port = free_port()
+    config = {"DATA_DIR": str(tmp_path / "data"), "FTP": {"bind": "0.0.0.0", "port": port}}
+    path = tmp_path / "mirror.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "--config", str(path), "ftp"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "mirror: file server bound to 0.0.0.0 refuses a default or empty password: set "
+        "FTP.writer.password (env FTP_WRITER_PASSWORD) and FTP.reader.password "
+        "(env FTP_READER_PASSWORD) to a secret of your own, e.g. from `openssl rand -hex 32`"
+    ]
+    assert not (tmp_path / "data" / "ftp").exists()

@@ -1,8 +1,17 @@
 """The configuration loader: substitution, defaults, derived values, errors."""
 
-import pytest
+import re
+from pathlib import Path
 
+import pytest
+import yaml
+
+from gateway import check_bind as check_gateway
 from services.config import ConfigError, for_agent, load_config
+from services.ftpserver import check_bind as check_ftp
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = ("GATEWAY_TOKEN", "FTP_WRITER_PASSWORD", "FTP_READER_PASSWORD", "FTP_PUBLIC_URL")
 
 
 def test_embedded_defaults_work_with_nothing_set(tmp_path, monkeypatch):
@@ -71,3 +80,54 @@ def test_for_agent_derives_its_own_work_root(tmp_path, monkeypatch):
     assert agent["AGENT"]["work_root"].endswith("rid5")
     assert agent["AGENT"]["name"].endswith("-5")
     assert config["AGENT"]["rid"] == 1
+
+
+def test_docker_config_has_no_usable_default_secret():
+    config = load_config(str(ROOT / "config" / "docker.yaml"), environ={})
+    with pytest.raises(
+        ValueError, match=r"^gateway bound to 0\.0\.0\.0:8000 needs GATEWAY\.tokens"
+    ):
+        check_gateway(config)
+    with pytest.raises(ValueError) as info:
+        check_ftp(config["FTP"])
+    message = str(info.value)
+    assert message.startswith("file server bound to 0.0.0.0 refuses a default or empty password")
+    assert "FTP.writer.password (env FTP_WRITER_PASSWORD)" in message
+    assert "FTP.reader.password (env FTP_READER_PASSWORD)" in message
+
+
+def test_docker_config_takes_its_secrets_from_the_environment():
+    environ = {
+        "GATEWAY_TOKEN": "a" * 64,
+        "FTP_WRITER_PASSWORD": "w" * 32,
+        "FTP_READER_PASSWORD": "r" * 32,
+        "FTP_PUBLIC_URL": f"ftp://mirror:{'r' * 32}@mirror.example.org:2121",
+    }
+    config = load_config(str(ROOT / "config" / "docker.yaml"), environ=environ)
+    check_gateway(config)
+    check_ftp(config["FTP"])
+    assert config["GATEWAY"]["tokens"] == f"{'a' * 64},"
+    assert config["FTP"]["writer"]["password"] == "w" * 32
+    assert config["FTP"]["public_url"] == environ["FTP_PUBLIC_URL"]
+
+
+def test_local_config_on_its_defaults_starts_on_loopback():
+    config = load_config(str(ROOT / "config" / "mirror.yaml"), environ={})
+    check_gateway(config)
+    check_ftp(config["FTP"])
+    exposed = load_config(str(ROOT / "config" / "mirror.yaml"), environ={"FTP_HOST": "0.0.0.0"})
+    with pytest.raises(ValueError, match="refuses a default or empty password"):
+        check_ftp(exposed["FTP"])
+
+
+def test_compose_requires_every_published_secret():
+    text = (ROOT / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    uses = re.findall(r"\$\{(" + "|".join(SECRETS) + r")([^}]*)\}", text)
+    assert {name for name, _ in uses} == set(SECRETS)
+    # "${VAR:?message}": compose stops with the message when VAR is unset or empty.
+    assert all(rest.startswith(":?") and len(rest) > 2 for _, rest in uses), uses
+    for service in ("ftp", "central", "gateway", "agent1", "agent2"):
+        environment = compose["services"][service]["environment"]
+        assert {"FTP_WRITER_PASSWORD", "FTP_READER_PASSWORD", "FTP_PUBLIC_URL"} <= set(environment)
+    assert "GATEWAY_TOKEN" in compose["services"]["gateway"]["environment"]
