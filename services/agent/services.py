@@ -13,9 +13,8 @@ from nameko.timer import timer
 from services.agent import stages
 from services.agent.runtime import AgentRuntime
 from services.common.errors import MirrorError
-from services.common.names import service_name
+from services.common.names import job_queue, service_name
 from services.common.rpc import mirror_rpc, to_int
-from services.dependencies import job_queue
 
 log = logging.getLogger(__name__)
 

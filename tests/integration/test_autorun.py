@@ -10,7 +10,7 @@ import pytest
 from kombu import Connection
 
 from adapters.bundled import package_zip, project_files
-from services.dependencies import JOBS_EXCHANGE, job_queue
+from services.common.names import JOBS_EXCHANGE, job_queue
 from tests.integration.conftest import make_package
 from tests.mesh import ROOT, Mesh, create_pg_database, drop_pg_database, job_processes, wait_for
 

@@ -2,19 +2,20 @@
 
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.exceptions import RpcTimeout, UnknownService
 
+from services.central.providers import Database
 from services.cluster import DynamicRpc
 from services.common.errors import MirrorError
-from services.common.jobstates import FINAL, QUEUED
+from services.common.jobstates import FAILED, FINAL, KILLED, PREPARING, QUEUED
 from services.common.names import service_name
 from services.common.rpc import mirror_rpc, to_int
-from services.dependencies import Database
 
 log = logging.getLogger(__name__)
 
 # What a claim changes: QUEUED -> PREPARING on the claiming machine.
-CLAIM = {"state": "PREPARING", "message": "claimed"}
+CLAIM = {"state": PREPARING, "message": "claimed"}
 
 
 class JobService:
@@ -22,6 +23,7 @@ class JobService:
 
     db = Database()
     services = DynamicRpc()
+    config = Config()
 
     # -- for users ---------------------------------------------------------
     @mirror_rpc
@@ -55,7 +57,7 @@ class JobService:
         if job["state"] == QUEUED and self.db.jobs.cancel_queued(job_id, reason):
             return []
         kill = service_name("jobkill", job["rid"])
-        timeout = float(self.db.container.config["RPC"]["timeout"])
+        timeout = float(self.config["RPC"]["timeout"])
         try:
             code, value = self.services.call(kill, "do", {"job_id": job_id}, timeout)
         except (UnknownService, RpcTimeout) as exc:
@@ -63,9 +65,7 @@ class JobService:
             reason = (
                 f"{reason}; resource machine {job['rid']} did not answer ({type(exc).__name__})"
             )
-            self.db.jobs.report(
-                job_id, None, {"state": "KILLED", "error": reason, "message": reason}
-            )
+            self.db.jobs.report(job_id, None, {"state": KILLED, "error": reason, "message": reason})
             log.warning("Job<%s> marked killed without its machine: %s", job_id, reason)
             return []
         if code != 0:
@@ -93,7 +93,7 @@ class JobService:
         except MirrorError as exc:
             reason = f"cannot run: {exc}"
             self.db.jobs.report(
-                job["job_id"], rid, {"state": "FAILED", "error": reason, "message": reason}
+                job["job_id"], rid, {"state": FAILED, "error": reason, "message": reason}
             )
             raise MirrorError(f"job {job['job_id']} {reason}") from exc
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from db.models import Job, Machine
-from services.central.jobstore import iso, now
-from services.central.retry import retry_disconnects
+from services.central.storage.records import iso, now
+from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError
-from services.common.jobstates import ACTIVE, QUEUED
+from services.common.jobstates import ACTIVE, QUEUED, RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Registry:
             stalled = [
                 j.id
                 for j in running
-                if j.state == "RUNNING"
+                if j.state == RUNNING
                 and stamp - (j.progress_at or j.start_time or j.updated) > stalled_after
             ]
             out = self._dict(machine, counts, stamp)

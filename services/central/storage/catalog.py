@@ -1,17 +1,20 @@
 """Projects, their files and calculation packages: records in the database, bytes on FTP."""
 
 import hashlib
+import io
 import logging
+import zipfile
 
 from sqlalchemy import bindparam, select
 
+from adapters.adapter import parse_adapter
 from db.models import CalcPackage, Project, ProjectFile
-from services.central.retry import retry_disconnects
+from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError, package_missing, project_missing
 
 log = logging.getLogger(__name__)
 
-# What every claim reads, built once (see jobstore's statements).
+# What every claim reads, built once (see the statements in records.py).
 JOB_PACKAGE = select(CalcPackage.sha256, CalcPackage.adapter_xml, CalcPackage.ftp_path).where(
     CalcPackage.id == bindparam("key")
 )
@@ -20,6 +23,12 @@ JOB_FILES = (
     .where(ProjectFile.project_id == bindparam("key"))
     .order_by(ProjectFile.name)
 )
+
+
+def adapter_text(data):
+    """The ``adapter.xml`` of package zip ``data``, as text."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read("adapter.xml").decode("utf-8")
 
 
 def project_dict(project):
@@ -59,6 +68,9 @@ class Catalog:
     def __init__(self, sessionmaker, files):
         self.Session = sessionmaker
         self.files = files
+        # Parsed adapters by c_id: a registered package never changes, and
+        # every dispatch of it needs its steps.
+        self._adapters = {}
 
     # -- projects ----------------------------------------------------------
     def new_project(self, name, description=""):
@@ -118,7 +130,8 @@ class Catalog:
         return self.files.get_bytes(match[0].ftp_path)
 
     # -- packages ----------------------------------------------------------
-    def new_package(self, name, data, adapter, adapter_xml):
+    def new_package(self, name, data, adapter):
+        """Register package zip ``data`` whose checked adapter is ``adapter``; answer its c_id."""
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("calcpackage name must be a non-empty string")
         digest = hashlib.sha256(data).hexdigest()
@@ -127,7 +140,7 @@ class Catalog:
                 name=name.strip(),
                 adapter_name=adapter.name,
                 version=adapter.version or "",
-                adapter_xml=adapter_xml,
+                adapter_xml=adapter_text(data),
                 size=len(data),
                 sha256=digest,
                 ftp_path="",
@@ -168,9 +181,14 @@ class Catalog:
         }
         return package, [dict(f._mapping) for f in files]
 
-    def adapter_xml(self, c_id):
-        with self.Session() as session:
-            return self.get_package(session, c_id).adapter_xml
+    def adapter(self, c_id):
+        """The parsed adapter of package ``c_id``."""
+        adapter = self._adapters.get(c_id)
+        if adapter is None:
+            with self.Session() as session:
+                text = self.get_package(session, c_id).adapter_xml
+            adapter = self._adapters[c_id] = parse_adapter(text.encode("utf-8"), "adapter.xml")
+        return adapter
 
     def get_package(self, session, c_id):
         package = session.get(CalcPackage, c_id)

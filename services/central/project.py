@@ -1,0 +1,32 @@
+"""The ``project`` service: projects and their input files."""
+
+from services.central.checks import check_file_name, decode
+from services.central.providers import Database
+from services.common.rpc import mirror_rpc, to_int
+
+
+class ProjectService:
+    name = "project"
+
+    db = Database()
+
+    @mirror_rpc
+    def new(self, name, description=""):
+        return self.db.catalog.new_project(name, description)
+
+    @mirror_rpc
+    def upload(self, p_id, name, content):
+        p_id = to_int(p_id, "p_id")
+        name = check_file_name(name)
+        self.db.catalog.upload(p_id, name, decode(content, "content"))
+        return []
+
+    @mirror_rpc
+    def list(self):
+        return self.db.catalog.list_projects()
+
+    @mirror_rpc
+    def getalljob(self, p_id):
+        p_id = to_int(p_id, "p_id")
+        self.db.catalog.require_project(p_id)
+        return self.db.jobs.list(p_id=p_id, limit=None)
