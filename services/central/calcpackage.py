@@ -7,12 +7,15 @@ from services.common.rpc import mirror_rpc
 
 
 class CalcPackageService:
+    """Calculation packages: zip files with an ``adapter.xml``."""
+
     name = "calcpackage"
 
     db = Database()
 
     @mirror_rpc
     def new(self, name, content):
+        """Check and register base64 zip ``content``; answer its c_id."""
         data = decode(content, "content")
         # Validation first: a package with a bad adapter is never stored.
         adapter = inspect_package(data, f"{name}.zip")
@@ -20,4 +23,5 @@ class CalcPackageService:
 
     @mirror_rpc
     def list(self):
+        """Every registered package."""
         return self.db.catalog.list_packages()

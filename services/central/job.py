@@ -19,6 +19,8 @@ CLAIM = {"state": PREPARING, "message": "claimed"}
 
 
 class JobService:
+    """Job records, cancellation, and the claims and reports of agents."""
+
     name = "job"
 
     db = Database()
@@ -28,18 +30,22 @@ class JobService:
     # -- for users ---------------------------------------------------------
     @mirror_rpc
     def getrid(self, job_id):
+        """The resource machine of a job."""
         return self.db.jobs.getrid(to_int(job_id, "job_id"))
 
     @mirror_rpc
     def query(self, job_id):
+        """The full record of a job (SPEC section 6)."""
         return self.db.jobs.get(to_int(job_id, "job_id"))
 
     @mirror_rpc
     def events(self, job_id):
+        """A job's events, oldest first."""
         return self.db.jobs.events(to_int(job_id, "job_id"))
 
     @mirror_rpc
     def list(self, state=None, rid=None, p_id=None, limit=100):
+        """Job summaries, newest first, filtered by state, machine and project."""
         return self.db.jobs.list(
             state=state,
             rid=to_int(rid, "rid", optional=True),
@@ -98,11 +104,13 @@ class JobService:
             raise MirrorError(f"job {job['job_id']} {reason}") from exc
 
     def _bundle(self, job):
+        """The job record with its package and project files."""
         job["package"], job["project_files"] = self.db.catalog.job_inputs(job["p_id"], job["c_id"])
         return job
 
     @mirror_rpc
     def report(self, job_id, rid, changes, expect=None):
+        """Apply one agent report; answer the job's record."""
         return self.db.jobs.report(
             to_int(job_id, "job_id"), to_int(rid, "rid", optional=True), changes, expect
         )
@@ -146,5 +154,6 @@ class JobService:
 
     @mirror_rpc
     def remove(self, job_id, rid=None):
+        """Delete a job with its steps and events."""
         self.db.jobs.remove(to_int(job_id, "job_id"), to_int(rid, "rid", optional=True))
         return []

@@ -30,6 +30,7 @@ class JobDispatchService:
 
     @mirror_rpc
     def do(self, p_id, c_id, para_name="para.xml", rid=None, tags=None):
+        """One queued job per state of the project's parameter file; answer their ids."""
         p_id, c_id = to_int(p_id, "p_id"), to_int(c_id, "c_id")
         rid = to_int(rid, "rid", optional=True)
         tags = split_tags(tags)

@@ -20,10 +20,13 @@ def job_data(job):
 
 
 class JobGetDataService:
+    """A job's progress and result URLs."""
+
     name = "jobgetdata"
 
     db = Database()
 
     @mirror_rpc
     def do(self, job_id):
+        """The ``process`` and ``result`` of a job."""
         return job_data(self.db.jobs.get(to_int(job_id, "job_id")))

@@ -20,10 +20,12 @@ class MachineService(Reconciler):
 
     @mirror_rpc
     def list(self):
+        """Every known machine with its load (SPEC section 7)."""
         return self.db.machines.list()
 
     @mirror_rpc
     def ruok(self, rid):
+        """One machine's health: online, queue length, running and stalled jobs."""
         stalled_after = timedelta(
             seconds=float(self.config["MONITOR"]["interval"])
             * float(self.config["RECONCILER"]["stalled_intervals"])
@@ -32,6 +34,7 @@ class MachineService(Reconciler):
 
     @mirror_rpc
     def heartbeat(self, rid, name, slots, tags=(), autorun=False, started=False, roots=()):
+        """Record that machine ``rid`` is alive, with what it offers."""
         self.db.machines.heartbeat(
             to_int(rid, "rid"), name, to_int(slots, "slots"), tags, autorun, started, roots
         )

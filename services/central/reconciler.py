@@ -28,6 +28,7 @@ class Reconciler:
             log.warning("reconciler: %s", exc)
 
     def _place_waiting(self):
+        """Give unplaced queued jobs an online machine and queue them there."""
         waiting = self.db.machines.unplaced()
         if not waiting:
             return
@@ -41,6 +42,7 @@ class Reconciler:
             self.queues.publish(rid, job_ids)
 
     def _recover_lost(self):
+        """Requeue or fail the claimed jobs of machines silent for ``lost_after``."""
         config = self.config["RECONCILER"]
         lost = self.db.machines.silent_for(timedelta(seconds=float(config["lost_after"])))
         if not lost:

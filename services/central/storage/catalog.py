@@ -32,6 +32,7 @@ def adapter_text(data):
 
 
 def project_dict(project):
+    """A project as ``project.list`` answers it."""
     return {
         "p_id": project.id,
         "name": project.name,
@@ -42,6 +43,7 @@ def project_dict(project):
 
 
 def package_dict(package):
+    """A package as ``calcpackage.list`` answers it."""
     return {
         "c_id": package.id,
         "name": package.name,
@@ -54,10 +56,12 @@ def package_dict(package):
 
 
 def project_file_path(p_id, name):
+    """Where project file ``name`` lives on the file server."""
     return f"/projects/{p_id}/files/{name}"
 
 
 def package_path(c_id):
+    """Where package ``c_id`` lives on the file server."""
     return f"/packages/{c_id}/package.zip"
 
 
@@ -74,6 +78,7 @@ class Catalog:
 
     # -- projects ----------------------------------------------------------
     def new_project(self, name, description=""):
+        """Create a project; answer its p_id."""
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("project name must be a non-empty string")
         with self.Session.begin() as session:
@@ -89,12 +94,14 @@ class Catalog:
             self.get_project(session, p_id)
 
     def get_project(self, session, p_id):
+        """Project ``p_id`` in ``session``, or the seed's error."""
         project = session.get(Project, p_id)
         if project is None:
             raise project_missing(p_id)
         return project
 
     def list_projects(self):
+        """Every project, oldest first."""
         with self.Session() as session:
             projects = session.scalars(select(Project).order_by(Project.id)).all()
             return [project_dict(p) for p in projects]
@@ -122,6 +129,7 @@ class Catalog:
         log.info("Project<%s> file %s stored (%d bytes)", p_id, name, len(data))
 
     def read_project_file(self, p_id, name):
+        """The bytes of file ``name`` of project ``p_id``."""
         with self.Session() as session:
             project = self.get_project(session, p_id)
             match = [f for f in project.files if f.name == name]
@@ -191,12 +199,14 @@ class Catalog:
         return adapter
 
     def get_package(self, session, c_id):
+        """Registered package ``c_id`` in ``session``, or the seed's error."""
         package = session.get(CalcPackage, c_id)
         if package is None or not package.ftp_path:
             raise package_missing(c_id)
         return package
 
     def list_packages(self):
+        """Every registered package, oldest first."""
         with self.Session() as session:
             packages = session.scalars(
                 select(CalcPackage).where(CalcPackage.ftp_path != "").order_by(CalcPackage.id)
