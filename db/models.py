@@ -17,6 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.common.jobstates import PENDING, QUEUED
+
 
 def utcnow():
     return datetime.now(UTC)
@@ -44,7 +46,11 @@ class Base(DeclarativeBase):
 
 
 class Machine(Base):
-    """A resource machine, known from its agent's heartbeats."""
+    """A resource machine, known from its agent's heartbeats.
+
+    Its running jobs and cores in use are counted from ``jobs`` when asked
+    (``Registry.list``), so they are never stale.
+    """
 
     __tablename__ = "machines"
 
@@ -52,8 +58,6 @@ class Machine(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     slots: Mapped[int] = mapped_column(Integer, default=1)
     tags: Mapped[list] = mapped_column(default=list)
-    running: Mapped[int] = mapped_column(Integer, default=0)
-    used_cores: Mapped[int] = mapped_column(Integer, default=0)
     autorun: Mapped[bool] = mapped_column(default=False)
     # Directories under which submitted scripts may set their working directory and output.
     roots: Mapped[list] = mapped_column(default=list)
@@ -142,7 +146,7 @@ class Job(Base):
     stdout_path: Mapped[str | None] = mapped_column(Text)
     stderr_path: Mapped[str | None] = mapped_column(Text)
     rid: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(20), default="QUEUED")
+    state: Mapped[str] = mapped_column(String(20), default=QUEUED)
     step: Mapped[str | None] = mapped_column(String(200))
     path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
@@ -172,7 +176,7 @@ class JobStep(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     step_id: Mapped[str] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(20), default="PENDING")
+    state: Mapped[str] = mapped_column(String(20), default=PENDING)
     start_time: Mapped[datetime | None]
     end_time: Mapped[datetime | None]
     exit_code: Mapped[int | None] = mapped_column(Integer)

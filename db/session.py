@@ -33,7 +33,7 @@ def make_engine(url):
 
         return engine
     # No pre-ping (a round trip per checkout): a call that meets a connection
-    # dead since a database restart is retried on a fresh one (central/retry.py).
+    # dead since a database restart is retried on a fresh one (services/central/storage/retry.py).
     return create_engine(url, pool_size=10, max_overflow=20, insertmanyvalues_page_size=10000)
 
 

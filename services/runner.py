@@ -74,12 +74,12 @@ def run_services(classes, config, grace=STOP_GRACE):
 
 
 def central_services(config):
-    from services.calcpackage import CalcPackageService
-    from services.dispatch import JobDispatchService
-    from services.getdata import JobGetDataService
-    from services.jobs import JobService
-    from services.machines import machine_service
-    from services.project import ProjectService
+    from services.central.calcpackage import CalcPackageService
+    from services.central.job import JobService
+    from services.central.jobdispatch import JobDispatchService
+    from services.central.jobgetdata import JobGetDataService
+    from services.central.machine import machine_service
+    from services.central.project import ProjectService
 
     return [
         ProjectService,

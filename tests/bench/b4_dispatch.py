@@ -3,7 +3,7 @@
 Dispatched to a resource machine with no agent (rid 99), so every job stays
 queued; timed until the call returns. Then the depth of ``mirror.jobs.rid99``
 is read with ``rabbitmqctl`` to check that every id was queued: job ids travel
-in batches of ``JobQueues.BATCH`` per message.
+in batches of ``JOBS_PER_MESSAGE`` per message.
 """
 
 import math
@@ -11,12 +11,12 @@ import time
 
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.dependencies import JobQueues
+from services.central.providers import JOBS_PER_MESSAGE
 from tests.bench.common import log, para_xml, queue_depths
 
 SIDE = 100
 STATES = SIDE * SIDE
-MESSAGES = math.ceil(STATES / JobQueues.BATCH)
+MESSAGES = math.ceil(STATES / JOBS_PER_MESSAGE)
 RID = 99
 QUEUE = f"mirror.jobs.rid{RID}"
 TARGET_S = 3
@@ -60,7 +60,7 @@ def run(ctx):
             "unique_ids": len(set(ids)),
             "queue": QUEUE,
             "queue_messages": depth,
-            "ids_per_message": JobQueues.BATCH,
+            "ids_per_message": JOBS_PER_MESSAGE,
             "rate_jobs_per_s": round(STATES / elapsed, 1),
         },
     }

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from db.migrate import upgrade
 from db.models import CalcPackage, JobEvent, Project
 from db.session import make_engine, make_sessionmaker
-from services.central.jobstore import JobStore
+from services.central.storage.jobstore import JobStore
 from services.common.errors import MirrorError
 
 

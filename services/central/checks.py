@@ -1,28 +1,48 @@
-"""Script submissions: one-step jobs of the bundled ``script`` package (REST, client)."""
+"""Checks of the arguments central services receive: each refuses with a MirrorError naming the field."""
 
-import hashlib
-import logging
+import base64
+import binascii
 import math
 import os
+import posixpath
 import re
 
-from sqlalchemy import select
-
-from adapters.adapter import parse_adapter
-from adapters.bundled import package_zip
 from adapters.params import State
-from db.models import CalcPackage, Project
-from services.central.retry import retry_disconnects
+from adapters.paths import confine
 from services.common.errors import MirrorError
 
-log = logging.getLogger(__name__)
-
-PACKAGE_NAME = "__script__"
-PROJECT_NAME = "__submissions__"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def decode(content, what):
+    """Decode base64 ``content`` or refuse it naming ``what``."""
+    if isinstance(content, bytes):
+        return content
+    if not isinstance(content, str):
+        raise MirrorError(f"{what} must be a base64 string")
+    try:
+        return base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MirrorError(f"{what} is not valid base64: {exc}") from exc
+
+
+def check_file_name(name):
+    """A project file name is a relative path that stays inside the project."""
+    if not isinstance(name, str) or not name.strip():
+        raise MirrorError("file name must be a non-empty string")
+    name = name.strip()
+    confine("/project", name, "project file name")
+    # One spelling per file: "./a//b" and "a/b" name the same file.
+    return posixpath.normpath(name)
+
+
+def split_tags(tags):
+    """Machine tags given as a comma-separated string or a list, without empty ones."""
+    return [t for t in (tags.split(",") if isinstance(tags, str) else tags or []) if t]
+
+
 def check_positive_int(value, name):
+    """``value`` as an integer of at least 1."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise MirrorError(f"{name} must be a positive integer, got {value!r}")
     try:
@@ -35,6 +55,7 @@ def check_positive_int(value, name):
 
 
 def check_minutes(value):
+    """A time limit in minutes: a positive number, or None for no limit."""
     if value is None or value == "":
         return None
     try:
@@ -47,6 +68,7 @@ def check_minutes(value):
 
 
 def check_environment(environment):
+    """Environment variables as ``{NAME: text}``."""
     if environment is None:
         return {}
     if not isinstance(environment, dict):
@@ -65,6 +87,7 @@ def check_environment(environment):
 
 
 def check_path(value, name):
+    """A path as text, or None when not given."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or "\0" in value:
@@ -108,47 +131,8 @@ def check_against_roots(workdir, stdout, stderr, roots, rid):
             )
 
 
-@retry_disconnects
-class Submissions:
-    """The hidden project and built-in package that script jobs belong to."""
-
-    def __init__(self, catalog):
-        self.catalog = catalog
-        self._ids = None
-
-    def ids(self):
-        """``(p_id, c_id, adapter)`` of the submissions project and script package."""
-        if self._ids is None:
-            data = package_zip("script")
-            digest = hashlib.sha256(data).hexdigest()
-            with self.catalog.Session() as session:
-                c_id = session.scalar(
-                    select(CalcPackage.id).where(
-                        CalcPackage.name == PACKAGE_NAME,
-                        CalcPackage.sha256 == digest,
-                        CalcPackage.ftp_path != "",
-                    )
-                )
-                p_id = session.scalar(select(Project.id).where(Project.name == PROJECT_NAME))
-            adapter_xml = _adapter_text(data)
-            adapter = parse_adapter(adapter_xml.encode("utf-8"))
-            if c_id is None:
-                c_id = self.catalog.new_package(PACKAGE_NAME, data, adapter, adapter_xml)
-            if p_id is None:
-                p_id = self.catalog.new_project(PROJECT_NAME, "jobs submitted as scripts")
-            self._ids = (p_id, c_id, adapter)
-        return self._ids
-
-
-def _adapter_text(data):
-    import io
-    import zipfile
-
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return archive.read("adapter.xml").decode("utf-8")
-
-
 def script_state(script, ncpus, time_limit):
+    """The one parameter state of a script job."""
     if not isinstance(script, str) or not script.strip():
         raise MirrorError("script must be a non-empty string")
     if "\0" in script:

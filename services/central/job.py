@@ -2,42 +2,50 @@
 
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.exceptions import RpcTimeout, UnknownService
 
+from services.central.providers import Database
 from services.cluster import DynamicRpc
 from services.common.errors import MirrorError
-from services.common.jobstates import FINAL, QUEUED
+from services.common.jobstates import FAILED, FINAL, KILLED, PREPARING, QUEUED
 from services.common.names import service_name
 from services.common.rpc import mirror_rpc, to_int
-from services.dependencies import Database
 
 log = logging.getLogger(__name__)
 
 # What a claim changes: QUEUED -> PREPARING on the claiming machine.
-CLAIM = {"state": "PREPARING", "message": "claimed"}
+CLAIM = {"state": PREPARING, "message": "claimed"}
 
 
 class JobService:
+    """Job records, cancellation, and the claims and reports of agents."""
+
     name = "job"
 
     db = Database()
     services = DynamicRpc()
+    config = Config()
 
     # -- for users ---------------------------------------------------------
     @mirror_rpc
     def getrid(self, job_id):
+        """The resource machine of a job."""
         return self.db.jobs.getrid(to_int(job_id, "job_id"))
 
     @mirror_rpc
     def query(self, job_id):
+        """The full record of a job (SPEC section 6)."""
         return self.db.jobs.get(to_int(job_id, "job_id"))
 
     @mirror_rpc
     def events(self, job_id):
+        """A job's events, oldest first."""
         return self.db.jobs.events(to_int(job_id, "job_id"))
 
     @mirror_rpc
     def list(self, state=None, rid=None, p_id=None, limit=100):
+        """Job summaries, newest first, filtered by state, machine and project."""
         return self.db.jobs.list(
             state=state,
             rid=to_int(rid, "rid", optional=True),
@@ -55,7 +63,7 @@ class JobService:
         if job["state"] == QUEUED and self.db.jobs.cancel_queued(job_id, reason):
             return []
         kill = service_name("jobkill", job["rid"])
-        timeout = float(self.db.container.config["RPC"]["timeout"])
+        timeout = float(self.config["RPC"]["timeout"])
         try:
             code, value = self.services.call(kill, "do", {"job_id": job_id}, timeout)
         except (UnknownService, RpcTimeout) as exc:
@@ -63,9 +71,7 @@ class JobService:
             reason = (
                 f"{reason}; resource machine {job['rid']} did not answer ({type(exc).__name__})"
             )
-            self.db.jobs.report(
-                job_id, None, {"state": "KILLED", "error": reason, "message": reason}
-            )
+            self.db.jobs.report(job_id, None, {"state": KILLED, "error": reason, "message": reason})
             log.warning("Job<%s> marked killed without its machine: %s", job_id, reason)
             return []
         if code != 0:
@@ -93,16 +99,18 @@ class JobService:
         except MirrorError as exc:
             reason = f"cannot run: {exc}"
             self.db.jobs.report(
-                job["job_id"], rid, {"state": "FAILED", "error": reason, "message": reason}
+                job["job_id"], rid, {"state": FAILED, "error": reason, "message": reason}
             )
             raise MirrorError(f"job {job['job_id']} {reason}") from exc
 
     def _bundle(self, job):
+        """The job record with its package and project files."""
         job["package"], job["project_files"] = self.db.catalog.job_inputs(job["p_id"], job["c_id"])
         return job
 
     @mirror_rpc
     def report(self, job_id, rid, changes, expect=None):
+        """Apply one agent report; answer the job's record."""
         return self.db.jobs.report(
             to_int(job_id, "job_id"), to_int(rid, "rid", optional=True), changes, expect
         )
@@ -146,5 +154,6 @@ class JobService:
 
     @mirror_rpc
     def remove(self, job_id, rid=None):
+        """Delete a job with its steps and events."""
         self.db.jobs.remove(to_int(job_id, "job_id"), to_int(rid, "rid", optional=True))
         return []

@@ -1,4 +1,8 @@
-"""The ``machine`` service (registry, heartbeats, health) and the reconciler timer."""
+"""The reconciler: places jobs that wait for a machine, and takes jobs back from lost ones.
+
+It runs on the ``machine`` service, every ``RECONCILER.interval`` seconds
+(``on_timer``), with that service's storage, job queues and config.
+"""
 
 import logging
 from collections import defaultdict
@@ -8,37 +12,12 @@ from nameko.timer import timer
 
 from services.common.errors import MirrorError
 from services.common.jobstates import ACTIVE, FAILED
-from services.common.rpc import mirror_rpc, to_int
-from services.dependencies import Database, JobQueues
 
 log = logging.getLogger(__name__)
 
 
-class MachineService:
-    name = "machine"
-
-    db = Database()
-    queues = JobQueues()
-
-    @mirror_rpc
-    def list(self):
-        return self.db.machines.list()
-
-    @mirror_rpc
-    def ruok(self, rid):
-        config = self.db.container.config
-        stalled_after = timedelta(
-            seconds=float(config["MONITOR"]["interval"])
-            * float(config["RECONCILER"]["stalled_intervals"])
-        )
-        return self.db.machines.ruok(to_int(rid, "rid"), stalled_after)
-
-    @mirror_rpc
-    def heartbeat(self, rid, name, slots, tags=(), autorun=False, started=False, roots=()):
-        self.db.machines.heartbeat(
-            to_int(rid, "rid"), name, to_int(slots, "slots"), tags, autorun, started, roots
-        )
-        return []
+class Reconciler:
+    """Mixin of the reconciler pass; the host service provides ``db``, ``queues`` and ``config``."""
 
     def reconcile(self):
         """Place unplaced jobs, and take jobs back from machines whose heartbeat stopped."""
@@ -49,6 +28,7 @@ class MachineService:
             log.warning("reconciler: %s", exc)
 
     def _place_waiting(self):
+        """Give unplaced queued jobs an online machine and queue them there."""
         waiting = self.db.machines.unplaced()
         if not waiting:
             return
@@ -62,7 +42,8 @@ class MachineService:
             self.queues.publish(rid, job_ids)
 
     def _recover_lost(self):
-        config = self.db.container.config["RECONCILER"]
+        """Requeue or fail the claimed jobs of machines silent for ``lost_after``."""
+        config = self.config["RECONCILER"]
         lost = self.db.machines.silent_for(timedelta(seconds=float(config["lost_after"])))
         if not lost:
             return
@@ -81,13 +62,17 @@ class MachineService:
                 log.warning("Job<%s> queued again: %s", job_id, reason)
 
 
-def machine_service(config):
-    """``MachineService`` with the reconciler on ``RECONCILER.interval``."""
+def on_timer(service_cls, config):
+    """``service_cls`` with its ``reconcile`` run every ``RECONCILER.interval`` seconds.
+
+    A subclass of the same name: nameko's timer takes its interval when the
+    entrypoint is declared, and the interval comes from the config.
+    """
 
     def reconcile(self):
-        return MachineService.reconcile(self)
+        return service_cls.reconcile(self)
 
     interval = float(config["RECONCILER"]["interval"])
     return type(
-        "MachineService", (MachineService,), {"reconcile": timer(interval=interval)(reconcile)}
+        service_cls.__name__, (service_cls,), {"reconcile": timer(interval=interval)(reconcile)}
     )

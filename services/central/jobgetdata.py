@@ -1,7 +1,8 @@
 """The ``jobgetdata`` service: a job's monitoring and result URLs."""
 
+from services.central.providers import Database
+from services.common.jobstates import DONE, RUNNING
 from services.common.rpc import mirror_rpc, to_int
-from services.dependencies import Database
 
 
 def job_data(job):
@@ -9,8 +10,8 @@ def job_data(job):
     process = dict(job["process"] or {})
     if "currentstep" not in process:
         steps = job["steps"]
-        done = sum(1 for s in steps if s["state"] == "DONE")
-        running = any(s["state"] == "RUNNING" for s in steps)
+        done = sum(1 for s in steps if s["state"] == DONE)
+        running = any(s["state"] == RUNNING for s in steps)
         process["currentstep"] = done + (1 if running else 0)
         process["allstep"] = len(steps)
     process["currentstep"] = str(process["currentstep"])
@@ -19,10 +20,13 @@ def job_data(job):
 
 
 class JobGetDataService:
+    """A job's progress and result URLs."""
+
     name = "jobgetdata"
 
     db = Database()
 
     @mirror_rpc
     def do(self, job_id):
+        """The ``process`` and ``result`` of a job."""
         return job_data(self.db.jobs.get(to_int(job_id, "job_id")))

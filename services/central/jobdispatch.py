@@ -3,24 +3,26 @@
 import logging
 from collections import defaultdict
 
-from adapters.adapter import parse_adapter
 from adapters.params import parse_params
-from services.central.submissions import (
+from services.central.checks import (
     check_against_roots,
     check_environment,
     check_minutes,
     check_path,
     check_positive_int,
     script_state,
+    split_tags,
 )
+from services.central.providers import Database, JobQueues
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
-from services.dependencies import Database, JobQueues
 
 log = logging.getLogger(__name__)
 
 
 class JobDispatchService:
+    """Parameter sweeps (``do``) and script submissions (``submit``) become queued jobs."""
+
     name = "jobdispatch"
 
     db = Database()
@@ -28,12 +30,13 @@ class JobDispatchService:
 
     @mirror_rpc
     def do(self, p_id, c_id, para_name="para.xml", rid=None, tags=None):
+        """One queued job per state of the project's parameter file; answer their ids."""
         p_id, c_id = to_int(p_id, "p_id"), to_int(c_id, "c_id")
         rid = to_int(rid, "rid", optional=True)
-        tags = [t for t in (tags.split(",") if isinstance(tags, str) else tags or []) if t]
+        tags = split_tags(tags)
         catalog = self.db.catalog
         catalog.require_project(p_id)
-        adapter = parse_adapter(catalog.adapter_xml(c_id).encode("utf-8"), "adapter.xml")
+        adapter = catalog.adapter(c_id)
         states = parse_params(catalog.read_project_file(p_id, para_name), para_name)
         if rid is not None:
             placements = [rid] * len(states)
@@ -76,7 +79,7 @@ class JobDispatchService:
         if metadata is not None and not isinstance(metadata, dict):
             raise MirrorError("metadata must be an object")
         rid = to_int(rid, "rid", optional=True)
-        tags = [t for t in (tags.split(",") if isinstance(tags, str) else tags or []) if t]
+        tags = split_tags(tags)
         if rid is None and preferred:
             machine = self.db.machines.by_name(str(preferred))
             if machine is not None and machine["slots"] - machine["used_cores"] >= ncpus:
@@ -105,6 +108,7 @@ class JobDispatchService:
         return job_id
 
     def _publish(self, ids, states, placements):
+        """Queue each placed job on its machine; unplaced ones wait for the reconciler."""
         by_machine = defaultdict(list)
         for job_id, state, machine in zip(ids, states, placements, strict=True):
             if machine is not None:

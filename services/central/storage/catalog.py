@@ -1,17 +1,20 @@
 """Projects, their files and calculation packages: records in the database, bytes on FTP."""
 
 import hashlib
+import io
 import logging
+import zipfile
 
 from sqlalchemy import bindparam, select
 
+from adapters.adapter import parse_adapter
 from db.models import CalcPackage, Project, ProjectFile
-from services.central.retry import retry_disconnects
+from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError, package_missing, project_missing
 
 log = logging.getLogger(__name__)
 
-# What every claim reads, built once (see jobstore's statements).
+# What every claim reads, built once (see the statements in records.py).
 JOB_PACKAGE = select(CalcPackage.sha256, CalcPackage.adapter_xml, CalcPackage.ftp_path).where(
     CalcPackage.id == bindparam("key")
 )
@@ -22,7 +25,14 @@ JOB_FILES = (
 )
 
 
+def adapter_text(data):
+    """The ``adapter.xml`` of package zip ``data``, as text."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read("adapter.xml").decode("utf-8")
+
+
 def project_dict(project):
+    """A project as ``project.list`` answers it."""
     return {
         "p_id": project.id,
         "name": project.name,
@@ -33,6 +43,7 @@ def project_dict(project):
 
 
 def package_dict(package):
+    """A package as ``calcpackage.list`` answers it."""
     return {
         "c_id": package.id,
         "name": package.name,
@@ -45,10 +56,12 @@ def package_dict(package):
 
 
 def project_file_path(p_id, name):
+    """Where project file ``name`` lives on the file server."""
     return f"/projects/{p_id}/files/{name}"
 
 
 def package_path(c_id):
+    """Where package ``c_id`` lives on the file server."""
     return f"/packages/{c_id}/package.zip"
 
 
@@ -59,9 +72,13 @@ class Catalog:
     def __init__(self, sessionmaker, files):
         self.Session = sessionmaker
         self.files = files
+        # Parsed adapters by c_id: a registered package never changes, and
+        # every dispatch of it needs its steps.
+        self._adapters = {}
 
     # -- projects ----------------------------------------------------------
     def new_project(self, name, description=""):
+        """Create a project; answer its p_id."""
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("project name must be a non-empty string")
         with self.Session.begin() as session:
@@ -77,12 +94,14 @@ class Catalog:
             self.get_project(session, p_id)
 
     def get_project(self, session, p_id):
+        """Project ``p_id`` in ``session``, or the seed's error."""
         project = session.get(Project, p_id)
         if project is None:
             raise project_missing(p_id)
         return project
 
     def list_projects(self):
+        """Every project, oldest first."""
         with self.Session() as session:
             projects = session.scalars(select(Project).order_by(Project.id)).all()
             return [project_dict(p) for p in projects]
@@ -110,6 +129,7 @@ class Catalog:
         log.info("Project<%s> file %s stored (%d bytes)", p_id, name, len(data))
 
     def read_project_file(self, p_id, name):
+        """The bytes of file ``name`` of project ``p_id``."""
         with self.Session() as session:
             project = self.get_project(session, p_id)
             match = [f for f in project.files if f.name == name]
@@ -118,7 +138,8 @@ class Catalog:
         return self.files.get_bytes(match[0].ftp_path)
 
     # -- packages ----------------------------------------------------------
-    def new_package(self, name, data, adapter, adapter_xml):
+    def new_package(self, name, data, adapter):
+        """Register package zip ``data`` whose checked adapter is ``adapter``; answer its c_id."""
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("calcpackage name must be a non-empty string")
         digest = hashlib.sha256(data).hexdigest()
@@ -127,7 +148,7 @@ class Catalog:
                 name=name.strip(),
                 adapter_name=adapter.name,
                 version=adapter.version or "",
-                adapter_xml=adapter_xml,
+                adapter_xml=adapter_text(data),
                 size=len(data),
                 sha256=digest,
                 ftp_path="",
@@ -168,17 +189,24 @@ class Catalog:
         }
         return package, [dict(f._mapping) for f in files]
 
-    def adapter_xml(self, c_id):
-        with self.Session() as session:
-            return self.get_package(session, c_id).adapter_xml
+    def adapter(self, c_id):
+        """The parsed adapter of package ``c_id``."""
+        adapter = self._adapters.get(c_id)
+        if adapter is None:
+            with self.Session() as session:
+                text = self.get_package(session, c_id).adapter_xml
+            adapter = self._adapters[c_id] = parse_adapter(text.encode("utf-8"), "adapter.xml")
+        return adapter
 
     def get_package(self, session, c_id):
+        """Registered package ``c_id`` in ``session``, or the seed's error."""
         package = session.get(CalcPackage, c_id)
         if package is None or not package.ftp_path:
             raise package_missing(c_id)
         return package
 
     def list_packages(self):
+        """Every registered package, oldest first."""
         with self.Session() as session:
             packages = session.scalars(
                 select(CalcPackage).where(CalcPackage.ftp_path != "").order_by(CalcPackage.id)

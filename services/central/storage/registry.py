@@ -6,10 +6,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from db.models import Job, Machine
-from services.central.jobstore import iso, now
-from services.central.retry import retry_disconnects
+from services.central.storage.records import iso, now
+from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError
-from services.common.jobstates import ACTIVE, QUEUED
+from services.common.jobstates import ACTIVE, QUEUED, RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class Registry:
         )
 
     def heartbeat(self, rid, name, slots, tags, autorun, started_at=None, roots=()):
+        """Register machine ``rid`` or refresh what it offers and when it was last heard."""
         stamp = now()
         with self.Session.begin() as session:
             machine = session.get(Machine, rid)
@@ -41,6 +42,7 @@ class Registry:
             machine.last_heartbeat = stamp
 
     def online(self, machine, stamp=None):
+        """Whether ``machine`` sent a heartbeat recently enough."""
         stamp = stamp or now()
         return (
             machine.last_heartbeat is not None
@@ -48,6 +50,7 @@ class Registry:
         )
 
     def list(self):
+        """Every machine as ``machine.list`` answers it, its load counted from jobs."""
         counts = self.jobs.counts_by_machine()
         stamp = now()
         with self.Session() as session:
@@ -55,6 +58,7 @@ class Registry:
             return [self._dict(m, counts.get(m.rid, {}), stamp) for m in machines]
 
     def _dict(self, machine, counts, stamp):
+        """The ``machine.list`` entry of ``machine``."""
         return {
             "rid": machine.rid,
             "name": machine.name,
@@ -70,6 +74,7 @@ class Registry:
         }
 
     def ruok(self, rid, stalled_after):
+        """The health of machine ``rid``; RUNNING jobs quiet for ``stalled_after`` are stalled."""
         counts = self.jobs.counts_by_machine().get(rid, {})
         stamp = now()
         with self.Session() as session:
@@ -82,7 +87,7 @@ class Registry:
             stalled = [
                 j.id
                 for j in running
-                if j.state == "RUNNING"
+                if j.state == RUNNING
                 and stamp - (j.progress_at or j.start_time or j.updated) > stalled_after
             ]
             out = self._dict(machine, counts, stamp)
@@ -106,6 +111,7 @@ class Registry:
         return None
 
     def roots_of(self, rid):
+        """The allowed roots of machine ``rid``, None if it is unknown."""
         with self.Session() as session:
             machine = session.get(Machine, rid)
             return list(machine.roots or []) if machine is not None else None
@@ -143,6 +149,7 @@ class Registry:
             return list(session.scalars(select(Machine.rid).where(Machine.last_heartbeat < cutoff)))
 
     def unplaced(self, limit=1000):
+        """Ids of queued jobs without a machine, oldest first."""
         with self.Session() as session:
             return list(
                 session.scalars(

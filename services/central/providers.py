@@ -1,0 +1,94 @@
+"""Dependency providers of the central services: the database storage and the job queues.
+
+Each provider builds its clients once per container and gives every worker a
+small object with only what a service uses, never the provider itself.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from nameko.amqp.publish import Publisher
+from nameko.extensions import DependencyProvider
+
+from db.session import make_engine, make_sessionmaker
+from services.central.storage.catalog import Catalog
+from services.central.storage.jobstore import JobStore
+from services.central.storage.registry import Registry
+from services.central.storage.submissions import Submissions
+from services.common.names import JOBS_EXCHANGE, job_queue
+from services.filestore import FileStore
+
+log = logging.getLogger(__name__)
+
+# Job ids per message: one confirmed publish per job would cap dispatch at
+# about a thousand jobs a second.
+JOBS_PER_MESSAGE = 1000
+
+
+@dataclass(frozen=True)
+class Storage:
+    """What a central worker reads and writes: the storage wrappers over one engine."""
+
+    catalog: Catalog
+    jobs: JobStore
+    machines: Registry
+    submissions: Submissions
+
+
+class Database(DependencyProvider):
+    """One engine and file store per container; each worker gets the ``Storage`` over them."""
+
+    def setup(self):
+        config = self.container.config
+        self.engine = make_engine(config["DB_URL"])
+        Session = make_sessionmaker(self.engine)
+        self.files = FileStore(config["FTP"])
+        catalog = Catalog(Session, self.files)
+        jobs = JobStore(Session)
+        self.storage = Storage(
+            catalog=catalog,
+            jobs=jobs,
+            machines=Registry(Session, jobs, config["AGENT"]),
+            submissions=Submissions(catalog),
+        )
+
+    def stop(self):
+        self.files.close()
+        self.engine.dispose()
+
+    def get_dependency(self, worker_ctx):
+        # Shared by the workers: the wrappers hold no per-call state, and the
+        # submissions' ids and the parsed adapters are worth keeping.
+        return self.storage
+
+
+class QueuePublisher:
+    """Publishes job ids on the durable queue of their machine, as persistent messages."""
+
+    def __init__(self, publisher):
+        self.publisher = publisher
+
+    def publish(self, rid, jobs):
+        """Publish ``(job_id, ncpus)`` pairs on the queue of machine ``rid``, in batches."""
+        queue = job_queue(rid)
+        for start in range(0, len(jobs), JOBS_PER_MESSAGE):
+            batch = jobs[start : start + JOBS_PER_MESSAGE]
+            self.publisher.publish(
+                {"jobs": [[job_id, ncpus] for job_id, ncpus in batch]},
+                exchange=JOBS_EXCHANGE,
+                routing_key=queue.routing_key,
+                # Declaring once per call is enough: the queue is durable.
+                declare=[queue] if start == 0 else [],
+            )
+        log.info("published %d job(s) on %s", len(jobs), queue.name)
+
+
+class JobQueues(DependencyProvider):
+    """One AMQP publisher per container; each worker gets the ``QueuePublisher`` over it."""
+
+    def setup(self):
+        publisher = Publisher(self.container.config["AMQP_URI"], delivery_mode=2, serializer="json")
+        self.queues = QueuePublisher(publisher)
+
+    def get_dependency(self, worker_ctx):
+        return self.queues

@@ -1,0 +1,249 @@
+"""Job records: bulk creation, reads, reports and the reconciler's moves."""
+
+import logging
+
+from sqlalchemy import delete, func, insert, select, update
+
+from db.models import Job, JobEvent, JobStep
+from services.central.storage.records import (
+    JOBS,
+    STEPS,
+    event_dict,
+    job_row,
+    now,
+    record,
+    step_rows,
+    summary,
+)
+from services.central.storage.retry import retry_disconnects
+from services.central.storage.transitions import INSERT_EVENTS, apply_report, check_owner
+from services.common.errors import MirrorError, job_missing
+from services.common.jobstates import ACTIVE, KILLED, PENDING, QUEUED, STATES, STEP_RESET
+
+log = logging.getLogger(__name__)
+
+INSERT_STEPS = insert(STEPS)
+
+
+@retry_disconnects
+class JobStore:
+    """All reads and writes of jobs, their steps and their events."""
+
+    def __init__(self, sessionmaker):
+        self.Session = sessionmaker
+
+    # -- creation ----------------------------------------------------------
+    def create(self, p_id, c_id, para_name, states, step_ids, placements, tags=(), extra=None):
+        """Insert one job per state (with its steps and first event); return the ids.
+
+        ``placements`` gives the resource machine of each state (None: not placed);
+        ``extra`` holds column values shared by every job (a script submission's).
+        """
+        stamp = now()
+        rows = [
+            {
+                "project_id": p_id,
+                "package_id": c_id,
+                "para_name": para_name,
+                "state_index": state.index,
+                "state_name": state.name,
+                "params": state.params,
+                "ncpus": int(state.params.get("NCPUS", 1)),
+                "time_limit": state.params.get("TIME_LIMIT"),
+                "tags": list(tags),
+                "rid": rid,
+                "state": QUEUED,
+                "process": {},
+                "result": {},
+                "attempts": 0,
+                "submit_time": stamp,
+                "updated": stamp,
+                **(extra or {}),
+            }
+            for state, rid in zip(states, placements, strict=True)
+        ]
+        with self.Session.begin() as session:
+            # Core inserts on the session's connection: the ORM's bulk layer
+            # costs more than the SQL. The ids come back in the order of ``rows``.
+            db = session.connection()
+            returning = insert(JOBS).returning(JOBS.c.id, sort_by_parameter_order=True)
+            ids = list(db.execute(returning, rows).scalars())
+            db.execute(
+                INSERT_STEPS,
+                [
+                    {"job_id": job_id, "position": pos, "step_id": step_id, "state": PENDING}
+                    for job_id in ids
+                    for pos, step_id in enumerate(step_ids)
+                ],
+            )
+            db.execute(
+                INSERT_EVENTS,
+                [
+                    {"job_id": job_id, "time": stamp, "state": QUEUED, "message": "dispatched"}
+                    for job_id in ids
+                ],
+            )
+        return ids
+
+    # -- reads -------------------------------------------------------------
+    def get(self, job_id):
+        """The full record of job ``job_id``."""
+        with self.Session() as session:
+            return record(job_row(session, job_id), step_rows(session, job_id))
+
+    def getrid(self, job_id):
+        """The resource machine of job ``job_id``; refused while it has none."""
+        with self.Session() as session:
+            rid = session.scalar(select(Job.rid).where(Job.id == job_id))
+            if rid is None:
+                if session.get(Job, job_id) is None:
+                    raise job_missing(job_id)
+                raise MirrorError(f"job {job_id} is waiting for a resource machine")
+            return rid
+
+    def events(self, job_id):
+        """The events of job ``job_id``, oldest first."""
+        with self.Session() as session:
+            job_row(session, job_id)
+            events = session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+            ).all()
+            return [event_dict(e) for e in events]
+
+    def list(self, state=None, rid=None, p_id=None, limit=100):
+        """Job summaries, newest first, filtered by states (comma-separated), machine, project."""
+        query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
+        if state is not None:
+            states = [s.strip().upper() for s in str(state).split(",") if s.strip()]
+            unknown = set(states) - set(STATES)
+            if unknown:
+                raise MirrorError(
+                    f"unknown job state {sorted(unknown)[0]!r}; one of {', '.join(STATES)}"
+                )
+            query = query.where(JOBS.c.state.in_(states))
+        if rid is not None:
+            query = query.where(JOBS.c.rid == rid)
+        if p_id is not None:
+            query = query.where(JOBS.c.project_id == p_id)
+        with self.Session() as session:
+            return [summary(row) for row in session.execute(query).mappings()]
+
+    def by_submission(self, submission_id):
+        """The id of the job submitted with ``submission_id``, or None."""
+        with self.Session() as session:
+            return session.scalar(select(Job.id).where(Job.submission_id == submission_id))
+
+    def counts_by_machine(self):
+        """``{rid: {"running": n, "cores": c, "queued": q}}`` over unfinished jobs."""
+        out = {}
+        query = (
+            select(Job.rid, Job.state, func.count(), func.coalesce(func.sum(Job.ncpus), 0))
+            .where(Job.state.in_((QUEUED, *ACTIVE)), Job.rid.is_not(None))
+            .group_by(Job.rid, Job.state)
+        )
+        with self.Session() as session:
+            for rid, state, count, cores in session.execute(query):
+                entry = out.setdefault(rid, {"running": 0, "cores": 0, "queued": 0})
+                if state == QUEUED:
+                    entry["queued"] += count
+                else:
+                    entry["running"] += count
+                    entry["cores"] += int(cores)
+        return out
+
+    def orphaned(self, rids):
+        """Unfinished, claimed jobs of the machines in ``rids``."""
+        with self.Session() as session:
+            return list(
+                session.scalars(
+                    select(Job.id)
+                    .where(Job.rid.in_(list(rids)), Job.state.in_(ACTIVE))
+                    .order_by(Job.id)
+                )
+            )
+
+    # -- reports -----------------------------------------------------------
+    def report(self, job_id, rid, changes, expect=None):
+        """Apply one agent report atomically; refuse it if the job is not in ``expect``."""
+        with self.Session.begin() as session:
+            # The session's connection itself: no ORM execution layer for Core statements.
+            return apply_report(session.connection(), job_id, rid, changes, expect)
+
+    def report_many(self, rid, reports):
+        """Reports ``(job_id, changes, expect)`` of machine ``rid`` in one transaction.
+
+        Answers one ``[code, value]`` each. A refused report writes nothing,
+        so the others go on.
+        """
+        out = []
+        with self.Session.begin() as session:
+            db = session.connection()
+            for job_id, changes, expect in reports:
+                try:
+                    out.append([0, apply_report(db, job_id, rid, changes, expect)])
+                except MirrorError as exc:
+                    out.append([-1, str(exc)])
+        return out
+
+    # -- other writes ------------------------------------------------------
+    def remove(self, job_id, rid=None):
+        """Delete job ``job_id`` with its steps and events."""
+        with self.Session.begin() as session:
+            check_owner(job_row(session, job_id, lock=True), rid)
+            session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
+            session.execute(delete(JobStep).where(JobStep.job_id == job_id))
+            session.execute(delete(Job).where(Job.id == job_id))
+        log.info("Job<%s> deleted", job_id)
+
+    def cancel_queued(self, job_id, reason):
+        """QUEUED -> KILLED in one conditional update; False if the job was not queued."""
+        stamp = now()
+        with self.Session.begin() as session:
+            done = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == QUEUED)
+                .values(state=KILLED, error=reason, end_time=stamp, updated=stamp)
+            )
+            if done.rowcount != 1:
+                return False
+            session.add(JobEvent(job_id=job_id, time=stamp, state=KILLED, message=reason))
+            return True
+
+    def place(self, job_id, rid):
+        """Give an unplaced queued job its resource machine."""
+        with self.Session.begin() as session:
+            done = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == QUEUED)
+                .values(rid=rid, updated=now())
+            )
+            return done.rowcount == 1
+
+    def requeue(self, job_id, reason):
+        """Put a claimed job back in the queue, unplaced, with its steps reset."""
+        stamp = now()
+        with self.Session.begin() as session:
+            job = job_row(session, job_id, lock=True)
+            if job["state"] not in ACTIVE:
+                return False
+            session.execute(
+                update(JOBS)
+                .where(JOBS.c.id == job_id)
+                .values(
+                    state=QUEUED,
+                    rid=None,
+                    step=None,
+                    path=None,
+                    pid=None,
+                    pid_start=None,
+                    process={},
+                    result={},
+                    updated=stamp,
+                )
+            )
+            session.execute(update(STEPS).where(STEPS.c.job_id == job_id).values(**STEP_RESET))
+            session.execute(
+                INSERT_EVENTS,
+                [{"job_id": job_id, "time": stamp, "state": QUEUED, "message": reason}],
+            )
+            return True

@@ -1,0 +1,44 @@
+"""The alembic migrations build the schema of db/models.py, and step back down, on both backends."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from db.migrate import downgrade, upgrade
+from db.models import Base
+from db.session import make_engine
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/mirror.db"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def schema_diff(engine):
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), Base.metadata)
+
+
+def machine_columns(engine):
+    return {c["name"] for c in inspect(engine).get_columns("machines")}
+
+
+def test_head_matches_the_models(engine):
+    upgrade(engine)
+    assert schema_diff(engine) == []
+
+
+def test_machines_keep_no_job_counts_and_the_downgrade_restores_them(engine):
+    upgrade(engine, "0001")
+    assert {"running", "used_cores"} <= machine_columns(engine)
+    upgrade(engine)
+    assert not {"running", "used_cores"} & machine_columns(engine)
+    downgrade(engine, "0001")
+    assert {"running", "used_cores"} <= machine_columns(engine)
