@@ -1,6 +1,6 @@
 """Calls to the mesh: one RPC with its failures as gateway errors, and what the REST routes ask.
 
-``services`` is a :class:`services.cluster.Services`; every failure leaves here
+``services`` is a :class:`services.common.cluster.Services`; every failure leaves here
 as a :class:`gateway.errors.GatewayError` (see :data:`gateway.errors.CALL_ERRORS`
 and :data:`gateway.errors.CENTRAL_ERRORS`).
 """

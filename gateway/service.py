@@ -3,7 +3,7 @@
 from nameko.constants import WEB_SERVER_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
-from services.cluster import DynamicRpc
+from services.common.cluster import DynamicRpc
 
 from . import routes
 from .settings import check_address, read_settings

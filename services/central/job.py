@@ -6,7 +6,7 @@ from nameko.dependency_providers import Config
 from nameko.exceptions import RpcTimeout, UnknownService
 
 from services.central.providers import Database
-from services.cluster import DynamicRpc
+from services.common.cluster import DynamicRpc
 from services.common.errors import MirrorError
 from services.common.jobstates import FAILED, FINAL, KILLED, PREPARING, QUEUED
 from services.common.names import service_name
