@@ -3,7 +3,6 @@
 import base64
 import signal
 import subprocess
-import sys
 import time
 
 import psutil
@@ -83,17 +82,6 @@ def test_broker_down_is_one_clear_line(tmp_path, command):
     assert f"amqp://guest:***@127.0.0.1:{port}/" in lines[0]
     assert "rabbitmq-server" in lines[0] and "secret" not in lines[0]
     assert "Traceback" not in done.stdout + done.stderr
-
-
-def test_mirror_help_lists_every_part():
-    out = subprocess.run(
-        [sys.executable, "-m", "services.runner", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    for part in ("central", "agent", "gateway", "ftp", "up", "demo"):
-        assert part in out.stdout
 
 
 # -- central services, once on SQLite and once on PostgreSQL ------------------------
