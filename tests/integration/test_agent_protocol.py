@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from adapters.bundled import package_zip, project_files
 from services.agent.central import CentralClient
 from services.common.errors import MirrorError
+from tests.mesh import wait_for
 
 RID = 7
 
@@ -45,8 +46,7 @@ READY = {"state": "READY", "message": "files generated"}
 def lingering(client, job_id, changes, expect):
     """Start a report that may wait 60 s in the outbox; return its green thread."""
     thread = eventlet.spawn(client.report, job_id, RID, changes, expect, linger=60)
-    eventlet.sleep(0)  # let it reach the outbox
-    assert len(client._outbox) == 1
+    wait_for(lambda: len(client._outbox) == 1, 5, interval=0.01, what="the report in the outbox")
     return thread
 
 

@@ -172,8 +172,12 @@ def test_agent_exits_on_sigterm_even_when_central_is_gone(tmp_path, amqp_uri):
     try:
         mesh.start_core()
         mesh.start_agent(1, autorun=True)
+        failed = "Machine<1> heartbeat failed"
+        before = mesh.log("agent1").count(failed)
         mesh.stop("central", signal.SIGKILL)
-        time.sleep(2)  # heartbeats now go unanswered
+        wait_for(
+            lambda: mesh.log("agent1").count(failed) > before, 30, what="a heartbeat unanswered"
+        )
         agent = mesh.procs["agent1"]
         started = time.monotonic()
         agent.send_signal(signal.SIGTERM)
