@@ -2,8 +2,10 @@
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -99,7 +101,39 @@ def wait_for(predicate, timeout=30, interval=0.1, what="condition"):
 
 
 def rabbitmqctl(*args):
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    """Run ``rabbitmqctl -q ARGS``; return its standard output."""
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    )
+    return done.stdout
+
+
+# Every worktree on this machine shares the broker: one test at a time changes a
+# broker-wide setting, so the value a test reads first is never another test's.
+BROKER_SETTINGS_LOCK = Path("/tmp/mirror-test-broker-settings.lock")
+
+
+@contextlib.contextmanager
+def broker_consumer_timeout(ms):
+    """Set the broker-wide ``consumer_timeout`` to ``ms`` for the block, then restore it.
+
+    The value found first comes back exactly, or stays unset when it was unset.
+    """
+    with open(BROKER_SETTINGS_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = rabbitmqctl("eval", "application:get_env(rabbit, consumer_timeout).").strip()
+        term = re.fullmatch(r"\{ok,(.+)\}", found, re.S)
+        if term is None and found != "undefined":
+            raise AssertionError(f"unexpected consumer_timeout setting: {found!r}")
+        rabbitmqctl("eval", f"application:set_env(rabbit, consumer_timeout, {int(ms)}).")
+        try:
+            yield
+        finally:
+            if term is None:
+                rabbitmqctl("eval", "application:unset_env(rabbit, consumer_timeout).")
+            else:
+                restore = f"application:set_env(rabbit, consumer_timeout, {term.group(1)})."
+                rabbitmqctl("eval", restore)
 
 
 def new_vhost(amqp_uri):
@@ -144,6 +178,7 @@ class Mesh:
         self.config_path = self.tmp / "mirror.yaml"
         self.config_path.write_text(yaml.safe_dump(self.config))
         self.procs = {}
+        self.agent_options = {}
         self._proxy = None
 
     # -- processes ----------------------------------------------------------
@@ -206,6 +241,14 @@ class Mesh:
 
         ``amqp_uri`` gives it a broker of its own, ``agent`` AGENT settings of its own.
         """
+        self.agent_options[rid] = {
+            "autorun": autorun,
+            "slots": slots,
+            "tags": tags,
+            "env": env,
+            "amqp_uri": amqp_uri,
+            "agent": agent,
+        }
         args = ["agent", "--rid", str(rid)] + (["--autorun"] if autorun else [])
         if slots:
             args += ["--slots", str(slots)]
@@ -229,6 +272,10 @@ class Mesh:
         )
         if wait:
             self.wait_online(rid)
+
+    def start_agent_again(self, rid):
+        """Start the agent of machine ``rid`` as it was last started; wait until it is online."""
+        self.start_agent(rid, **self.agent_options[rid])
 
     def wait_online(self, rid, timeout=60):
         wait_for(
@@ -258,6 +305,17 @@ class Mesh:
         if self.vhost:
             rabbitmqctl("delete_vhost", self.vhost)
             self.vhost = None
+
+    def queue(self, name):
+        """``(messages, consumers)`` of queue ``name``; messages count unacknowledged ones too."""
+        out = rabbitmqctl(
+            "list_queues", "-p", self.vhost, "name", "messages", "consumers", "--no-table-headers"
+        )
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == name:
+                return int(parts[1]), int(parts[2])
+        raise AssertionError(f"no queue {name} in vhost {self.vhost}")
 
     # -- clients --------------------------------------------------------------
     @property

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from tests.mesh import Mesh, create_pg_database, drop_pg_database
+from tests.mesh import Mesh, create_pg_database, drop_pg_database, script_mesh
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -42,6 +42,16 @@ def manual(tmp_path_factory, amqp_uri):
         yield mesh
     finally:
         mesh.close()
+
+
+@pytest.fixture(scope="module")
+def autorun_mesh(tmp_path_factory, amqp_uri):
+    """Core services and one autorun agent (rid 1, named ``alpha``, 8 slots).
+
+    Scripts may use its ``shared/`` directory (``autorun_mesh.shared``).
+    """
+    with script_mesh(tmp_path_factory.mktemp("autorun"), amqp_uri, slots=8) as mesh:
+        yield mesh
 
 
 def make_package(adapter_xml, files=None):

@@ -12,6 +12,7 @@ from adapters.bundled import package_zip, project_files
 from services.agent.central_client import CentralClient
 from services.agent.reporting import Outbox
 from services.common.errors import MirrorError
+from tests.mesh import wait_for
 
 RID = 7
 
@@ -48,8 +49,7 @@ READY = {"state": "READY", "message": "files generated"}
 def lingering(client, job_id, changes, expect):
     """Start a report that may wait 60 s in the outbox; return its green thread."""
     thread = eventlet.spawn(client.report, job_id, RID, changes, expect, linger=60)
-    eventlet.sleep(0)  # let it reach the outbox
-    assert len(client._outbox) == 1
+    wait_for(lambda: len(client._outbox) == 1, 5, interval=0.01, what="the report in the outbox")
     return thread
 
 

@@ -3,7 +3,6 @@
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,15 @@ from adapters.bundled import package_zip, project_files
 from services.common.jobstates import FINAL
 from services.common.names import JOBS_EXCHANGE, job_queue
 from tests.integration.conftest import make_package
-from tests.mesh import ROOT, Mesh, create_pg_database, drop_pg_database, job_processes, wait_for
+from tests.mesh import (
+    ROOT,
+    Mesh,
+    broker_consumer_timeout,
+    create_pg_database,
+    drop_pg_database,
+    job_processes,
+    wait_for,
+)
 
 FAST_DEMO = {"MIRROR_DEMO_SECONDS": "0.3"}
 
@@ -41,10 +48,32 @@ def wait_all(mesh, ids, timeout=120):
     return wait_for(ended, timeout, interval=0.3, what=f"{len(ids)} jobs to end")
 
 
+def deliveries_processed(mesh, rid):
+    """True once machine ``rid`` has taken every message of its job queue and is idle.
+
+    The queue holds none, ready or unacknowledged, and no job waits or holds
+    cores on the agent: no delivery can start a claim or a step any more.
+    """
+    messages, _ = mesh.queue(job_queue(rid).name)
+    status = mesh.ok(f"jobagent_{rid}", "status")
+    return messages == 0 and status["used_cores"] == 0 and not status["waiting"]
+
+
+def consumer_gone(mesh, rid):
+    """True once the broker holds no consumer on the job queue of machine ``rid``."""
+    return mesh.queue(job_queue(rid).name)[1] == 0
+
+
 def step_starts(mesh, job_id, step):
     """The events that record ``step`` starting to run (one per run)."""
     events = mesh.ok("job", "events", job_id=job_id)
     return [e for e in events if e["message"] == f"step {step} RUNNING"]
+
+
+def start_cluster_agent(mesh, rid, wait=True, env=FAST_DEMO):
+    """Agent ``rid`` of the cluster: autorun, 4 slots, agent 3 tagged ``gpu``."""
+    tags = ["gpu"] if rid == 3 else []
+    mesh.start_agent(rid, autorun=True, slots=4, tags=tags, env=env, wait=wait)
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +83,7 @@ def cluster(tmp_path_factory, amqp_uri):
     try:
         mesh.start_core()
         for rid in (1, 2, 3):
-            tags = ["gpu"] if rid == 3 else []
-            mesh.start_agent(rid, autorun=True, slots=4, tags=tags, env=FAST_DEMO, wait=False)
+            start_cluster_agent(mesh, rid, wait=False)
         for rid in (1, 2, 3):
             mesh.wait_online(rid)
         mesh.demo_c_id = mesh.add_package("demo", package_zip("demo"))
@@ -99,12 +127,15 @@ def test_tags_pin_jobs_to_matching_machines(cluster):
 def test_capacity_first_in_first_out_first_fit(cluster):
     # Machine 4 offers 2 cores; jobs need 1, 2, 1, 2, 1 of them.
     cluster.start_agent(4, autorun=True, slots=2)
-    c_id = steps_package(
-        cluster, "sleeper", '<ExeArgument id="s" type="exec" value="sleep 1" priority="1"/>'
-    )
-    p_id = cluster.add_project("cap", {"para.xml": sweep_para(range(5), ncpus=[1, 2, 1, 2, 1])})
-    ids = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=4)
-    jobs = wait_all(cluster, ids, timeout=60)
+    try:
+        c_id = steps_package(
+            cluster, "sleeper", '<ExeArgument id="s" type="exec" value="sleep 1" priority="1"/>'
+        )
+        p_id = cluster.add_project("cap", {"para.xml": sweep_para(range(5), ncpus=[1, 2, 1, 2, 1])})
+        ids = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=4)
+        jobs = wait_all(cluster, ids, timeout=60)
+    finally:
+        cluster.stop("agent4")
     assert [j["state"] for j in jobs] == ["COMPLETED"] * 5
     spans = [(j["steps"][0]["start_time"], j["steps"][0]["end_time"], j["ncpus"]) for j in jobs]
     moments = sorted({t for s, e, _ in spans for t in (s, e)})
@@ -115,7 +146,6 @@ def test_capacity_first_in_first_out_first_fit(cluster):
     assert start[ids[2]] < start[ids[1]]
     # First in, first out among jobs that fit alike.
     assert start[ids[0]] <= start[ids[2]] and start[ids[1]] <= start[ids[3]]
-    cluster.stop("agent4")
 
 
 def test_a_job_bigger_than_its_machine_fails_with_the_reason(cluster):
@@ -162,31 +192,39 @@ def test_duplicate_delivery_runs_once_and_unplaced_jobs_wait(cluster):
                 delivery_mode=2,
             )
     assert cluster.ok("job", "query", job_id=job_id)["state"] == "QUEUED"
+    assert cluster.queue(queue.name)[0] == 3
     cluster.start_agent(5, autorun=True)
-    job = cluster.wait_state(job_id, FINAL)
-    assert job["state"] == "COMPLETED"
-    time.sleep(1)  # let the duplicates arrive and be dropped
+    try:
+        job = cluster.wait_state(job_id, FINAL)
+        assert job["state"] == "COMPLETED"
+        wait_for(lambda: deliveries_processed(cluster, 5), 30, what="the duplicates to be taken")
+    finally:
+        cluster.stop("agent5")
     events = cluster.ok("job", "events", job_id=job_id)
     assert [e["message"] for e in events].count("claimed") == 1
     assert len(step_starts(cluster, job_id, "s")) == 1
-    cluster.stop("agent5")
 
 
 def test_agent_killed_mid_step_and_restarted_completes_the_job_once(cluster):
     slow = {"MIRROR_DEMO_SECONDS": "6"}
     cluster.stop("agent2")
-    cluster.start_agent(2, autorun=True, slots=4, env=slow)
-    p_id = cluster.add_project("restart", project_files("demo"))
-    (job_id, *_) = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=cluster.demo_c_id, rid=2)
-    wait_for(
-        lambda: cluster.ok("job", "query", job_id=job_id)["step"] == "flow",
-        30,
-        what="the flow step to run",
-    )
-    cluster.stop("agent2", signal.SIGKILL)
-    time.sleep(1)
-    cluster.start_agent(2, autorun=True, slots=4, env=slow)
-    job = cluster.wait_state(job_id, FINAL, timeout=60)
+    try:
+        start_cluster_agent(cluster, 2, env=slow)
+        p_id = cluster.add_project("restart", project_files("demo"))
+        (job_id, *_) = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=cluster.demo_c_id, rid=2)
+        wait_for(
+            lambda: cluster.ok("job", "query", job_id=job_id)["step"] == "flow",
+            30,
+            what="the flow step to run",
+        )
+        cluster.stop("agent2", signal.SIGKILL)
+        wait_for(lambda: consumer_gone(cluster, 2), 30, what="the killed agent's consumer gone")
+        start_cluster_agent(cluster, 2, env=slow)
+        job = cluster.wait_state(job_id, FINAL, timeout=60)
+    finally:
+        # The tests after this one find agent 2 as the fixture started it.
+        cluster.stop("agent2")
+        start_cluster_agent(cluster, 2)
     assert job["state"] == "COMPLETED", job["error"]
     for step in ("grid", "flow", "post"):
         assert len(step_starts(cluster, job_id, step)) == 1
@@ -204,25 +242,27 @@ def test_agent_killed_before_reporting_a_step_finds_it_in_its_journal(cluster):
         result='<Result><Data key="a" path="a.log"/></Result>',
     )
     cluster.start_agent(8, autorun=True, agent=lazy)
-    p_id = cluster.add_project("journal", {"para.xml": sweep_para([1])})
-    (job_id,) = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=8)
-    wait_for(
-        lambda: any(p.environ().get("MIRROR_STEP") == "a" for p in job_processes(job_id)),
-        30,
-        what="step a to start",
-    )
-    # Central has not heard of the step: only the agent's journal knows it runs.
-    assert cluster.ok("job", "query", job_id=job_id)["state"] == "PREPARING"
-    cluster.stop("agent8", signal.SIGKILL)
-    cluster.start_agent(8, autorun=True, agent=lazy)
-    job = cluster.wait_state(job_id, FINAL, timeout=60)
+    try:
+        p_id = cluster.add_project("journal", {"para.xml": sweep_para([1])})
+        (job_id,) = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=8)
+        wait_for(
+            lambda: any(p.environ().get("MIRROR_STEP") == "a" for p in job_processes(job_id)),
+            30,
+            what="step a to start",
+        )
+        # Central has not heard of the step: only the agent's journal knows it runs.
+        assert cluster.ok("job", "query", job_id=job_id)["state"] == "PREPARING"
+        cluster.stop("agent8", signal.SIGKILL)
+        cluster.start_agent(8, autorun=True, agent=lazy)
+        job = cluster.wait_state(job_id, FINAL, timeout=60)
+    finally:
+        cluster.stop("agent8")
     assert job["state"] == "COMPLETED", job["error"]
     for name in ("a", "b"):
         assert (Path(job["path"]) / f"{name}.log").read_text() == "run\n"
         assert len(step_starts(cluster, job_id, name)) == 1
     # Never reported RUNNING, the job started when its first step did.
     assert job["start_time"] == job["steps"][0]["start_time"]
-    cluster.stop("agent8")
 
 
 def test_a_step_not_reported_yet_is_killed_with_its_job(cluster):
@@ -252,15 +292,17 @@ def test_machine_lost_for_good_has_its_jobs_queued_again(cluster):
         result='<Result><Data key="out" path="out.txt"/></Result>',
     )
     cluster.start_agent(6, autorun=True)
-    (job_id,) = cluster.ok(
-        "jobdispatch",
-        "do",
-        p_id=cluster.add_project("mv", {"para.xml": sweep_para([1])}),
-        c_id=c_id,
-        rid=6,
-    )
-    cluster.wait_state(job_id, "RUNNING")
-    cluster.stop("agent6", signal.SIGKILL)
+    try:
+        (job_id,) = cluster.ok(
+            "jobdispatch",
+            "do",
+            p_id=cluster.add_project("mv", {"para.xml": sweep_para([1])}),
+            c_id=c_id,
+            rid=6,
+        )
+        cluster.wait_state(job_id, "RUNNING")
+    finally:
+        cluster.stop("agent6", signal.SIGKILL)
     # Silent past RECONCILER.lost_after: queued again, placed on a live machine, run there.
     job = cluster.wait_state(job_id, "COMPLETED", timeout=60)
     assert job["rid"] in (1, 2, 3)
@@ -307,8 +349,16 @@ def test_broker_connection_cut_and_restored_loses_nothing(cluster):
             30,
             what="a job running",
         )
+        running = wait_for(
+            lambda: [j for j in ids if job_processes(j)], 30, what="a step process running"
+        )
         cutter.cut()
-        time.sleep(4)
+        # The link stays down until the broker has dropped the agent and a step has
+        # ended meanwhile: its report must wait for the link to come back.
+        wait_for(lambda: consumer_gone(cluster, 7), 30, what="the broker to drop agent 7")
+        wait_for(
+            lambda: any(not job_processes(j) for j in running), 30, what="a step ended while cut"
+        )
         cutter.restore()
         jobs = wait_all(cluster, ids, timeout=120)
         assert [j["state"] for j in jobs] == ["COMPLETED"] * 6, [j["error"] for j in jobs]
@@ -339,18 +389,18 @@ def test_postgres_connections_killed_mid_sweep(tmp_path, amqp_uri):
             extra='<Param name="model" type="file">wing.dat</Param><Param name="mach" type="float">0.5</Param><Param name="alpha" type="float">1</Param>',
         )
         ids = mesh.ok("jobdispatch", "do", p_id=mesh.add_project("pg", files), c_id=c_id)
+        others = "FROM pg_stat_activity WHERE datname=:d AND pid <> pg_backend_pid()"
+
+        def backends(select):
+            with admin.connect() as conn:
+                return conn.execute(sa.text(f"SELECT {select} {others}"), {"d": name}).scalar()
+
         killed = 0
         for _ in range(8):
-            time.sleep(0.4)
-            with admin.connect() as conn:
-                killed += conn.execute(
-                    sa.text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname=:d AND pid <> pg_backend_pid()"
-                    ),
-                    {"d": name},
-                ).scalar()
-        # Some rounds find no connection open (the pool refills lazily); most do.
+            # The pool opens connections again lazily: each round waits for one.
+            wait_for(lambda: backends("count(*)"), 30, interval=0.05, what="a connection to kill")
+            killed += backends("count(pg_terminate_backend(pid))")
+        # A connection may close on its own between the two queries of a round.
         assert killed >= 4
         jobs = wait_all(mesh, ids, timeout=180)
         assert [j["state"] for j in jobs] == ["COMPLETED"] * 12, [j["error"] for j in jobs]
@@ -360,17 +410,12 @@ def test_postgres_connections_killed_mid_sweep(tmp_path, amqp_uri):
         drop_pg_database(name)
 
 
-def set_consumer_timeout(ms):
-    subprocess.run(
-        ["rabbitmqctl", "-q", "eval", f"application:set_env(rabbit, consumer_timeout, {ms})."],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 def test_job_longer_than_the_consumer_timeout_runs_once(tmp_path, amqp_uri):
-    set_consumer_timeout(2000)
+    with broker_consumer_timeout(2000):
+        job_longer_than_the_consumer_timeout_runs_once(tmp_path, amqp_uri)
+
+
+def job_longer_than_the_consumer_timeout_runs_once(tmp_path, amqp_uri):
     mesh = Mesh(tmp_path, amqp_uri)
     try:
         mesh.start_core()
@@ -385,13 +430,13 @@ def test_job_longer_than_the_consumer_timeout_runs_once(tmp_path, amqp_uri):
             c_id=c_id,
         )
         job = mesh.wait_state(job_id, FINAL, timeout=60)
-        time.sleep(3)  # a redelivery, were there one, would show by now
+        # Once the queue holds no message, acknowledged or not, none can come again.
+        wait_for(lambda: deliveries_processed(mesh, 1), 30, what="the delivery acknowledged")
         assert job["state"] == "COMPLETED"
         assert len(step_starts(mesh, job_id, "s")) == 1
         assert [e["message"] for e in mesh.ok("job", "events", job_id=job_id)].count("claimed") == 1
     finally:
         mesh.close()
-        set_consumer_timeout(1800000)
 
 
 def test_a_job_with_no_machine_online_waits_and_is_placed_later(tmp_path, amqp_uri):

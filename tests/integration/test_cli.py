@@ -11,7 +11,7 @@ import yaml
 
 from adapters.bundled import package_zip, project_files
 from tests.integration.conftest import make_package
-from tests.mesh import ROOT, Mesh, free_port, wait_for
+from tests.mesh import ROOT, free_port, wait_for
 
 TREE_ADAPTER = """<Adapter name="tree">
   <Steps>
@@ -23,18 +23,6 @@ TREE_ADAPTER = """<Adapter name="tree">
     <Data key="single" path="out/a.txt"/>
   </Result>
 </Adapter>"""
-
-
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory, amqp_uri):
-    """Central services plus agent 1 in autorun."""
-    mesh = Mesh(tmp_path_factory.mktemp("cli"), amqp_uri)
-    try:
-        mesh.start_core()
-        mesh.start_agent(1, autorun=True, slots=8)
-        yield mesh
-    finally:
-        mesh.close()
 
 
 def mirror(mesh, *args, config=None, timeout=60):
@@ -62,43 +50,45 @@ def numbers(line):
     return [int(n) for n in re.findall(r"\d+", line)]
 
 
-def test_project_package_dispatch_watch_status_get_rm(mesh, tmp_path):
+def test_project_package_dispatch_watch_status_get_rm(autorun_mesh, tmp_path):
     folder = tmp_path / "project"
     (folder / "inputs").mkdir(parents=True)
     for name, data in project_files("trivial").items():
         (folder / name).write_bytes(data)
     (folder / "inputs" / "notes.txt").write_text("notes\n")
-    out = ok(mesh, "project", "create", "cli-trivial", str(folder))
+    out = ok(autorun_mesh, "project", "create", "cli-trivial", str(folder))
     assert re.match(r"project (\d+) \(cli-trivial\): 2 file\(s\) uploaded\n", out)
     assert "  inputs/notes.txt\n  para.xml\n" in out
     p_id = numbers(out)[0]
-    assert re.search(rf"^ {p_id} +cli-trivial +2 ", ok(mesh, "project", "list"), re.M)
+    assert re.search(rf"^ {p_id} +cli-trivial +2 ", ok(autorun_mesh, "project", "list"), re.M)
 
     zip_path = tmp_path / "trivial.zip"
     zip_path.write_bytes(package_zip("trivial"))
-    out = ok(mesh, "package", "add", str(zip_path))
+    out = ok(autorun_mesh, "package", "add", str(zip_path))
     c_id = int(re.fullmatch(r"package (\d+) \(trivial\) registered\n", out).group(1))
-    assert "package" in ok(mesh, "package", "add", str(zip_path), "--name", "renamed")
-    assert "renamed" in ok(mesh, "package", "list")
+    assert "package" in ok(autorun_mesh, "package", "add", str(zip_path), "--name", "renamed")
+    assert "renamed" in ok(autorun_mesh, "package", "list")
 
-    out = ok(mesh, "dispatch", str(p_id), str(c_id), "--para", "para.xml", "--rid", "1")
+    out = ok(autorun_mesh, "dispatch", str(p_id), str(c_id), "--para", "para.xml", "--rid", "1")
     match = re.fullmatch(r"dispatched 3 job\(s\): (\d+) (\d+) (\d+)\n", out)
     ids = [int(i) for i in match.groups()]
 
-    watch = mirror(mesh, "watch", *map(str, ids), "--interval", "0.2")
+    watch = mirror(autorun_mesh, "watch", *map(str, ids), "--interval", "0.2")
     assert watch.returncode == 0, watch.stderr
     for job_id in ids:
         assert re.search(rf"job +{job_id} finish .* 3/3 COMPLETED", watch.stdout)
         assert f"\njob {job_id} COMPLETED\n" in watch.stdout
 
-    listing = ok(mesh, "jobs", "--project", str(p_id), "--state", "COMPLETED", "--limit", "10")
+    listing = ok(
+        autorun_mesh, "jobs", "--project", str(p_id), "--state", "COMPLETED", "--limit", "10"
+    )
     rows = [line.split() for line in listing.splitlines() if re.match(r"^ \d", line)]
     assert [int(r[0]) for r in rows] == sorted(ids, reverse=True)
     assert all(r[1:6] == [str(p_id), str(c_id), "1", "COMPLETED", "finish"] for r in rows)
     assert listing.endswith("3 job(s)\n")
-    assert "0 job(s)" in ok(mesh, "jobs", "--project", str(p_id), "--state", "FAILED")
+    assert "0 job(s)" in ok(autorun_mesh, "jobs", "--project", str(p_id), "--state", "FAILED")
 
-    status = ok(mesh, "status", str(ids[0]))
+    status = ok(autorun_mesh, "status", str(ids[0]))
     assert status.startswith(f"job {ids[0]} COMPLETED\n")
     assert re.search(r"^progress +3/3", status, re.M)
     for step in ("prepare", "compute", "finish"):
@@ -106,64 +96,71 @@ def test_project_package_dispatch_watch_status_get_rm(mesh, tmp_path):
     assert re.search(r"^result result +ftp://", status, re.M)
 
     dest = tmp_path / "results"
-    out = ok(mesh, "get", str(ids[0]), str(dest))
-    job = mesh.ok("job", "query", job_id=ids[0])
+    out = ok(autorun_mesh, "get", str(ids[0]), str(dest))
+    job = autorun_mesh.ok("job", "query", job_id=ids[0])
     expected = (Path(job["path"]) / "result.txt").read_bytes()
     assert (dest / "result" / "result.txt").read_bytes() == expected
     assert out.endswith(f"job {ids[0]}: 1 file(s), {len(expected)} bytes in {dest}\n")
 
-    assert ok(mesh, "rm", str(ids[0])) == f"job {ids[0]} deleted\n"
-    gone = mirror(mesh, "status", str(ids[0]))
+    assert ok(autorun_mesh, "rm", str(ids[0])) == f"job {ids[0]} deleted\n"
+    gone = mirror(autorun_mesh, "status", str(ids[0]))
     assert (gone.returncode, gone.stderr) == (1, f"mirror: job is not existed , job : {ids[0]}\n")
 
 
-def test_get_downloads_directories_too(mesh, tmp_path):
-    c_id = mesh.add_package("tree", make_package(TREE_ADAPTER))
-    p_id = mesh.add_project("tree", {"para.xml": b"<Para/>"})
-    (job_id,) = mesh.ok("jobdispatch", "do", p_id=p_id, c_id=c_id)
-    assert mesh.wait_state(job_id, ("COMPLETED", "FAILED"))["state"] == "COMPLETED"
+def test_get_downloads_directories_too(autorun_mesh, tmp_path):
+    c_id = autorun_mesh.add_package("tree", make_package(TREE_ADAPTER))
+    p_id = autorun_mesh.add_project("tree", {"para.xml": b"<Para/>"})
+    (job_id,) = autorun_mesh.ok("jobdispatch", "do", p_id=p_id, c_id=c_id)
+    assert autorun_mesh.wait_state(job_id, ("COMPLETED", "FAILED"))["state"] == "COMPLETED"
     dest = tmp_path / "got"
-    out = ok(mesh, "get", str(job_id), str(dest))
+    out = ok(autorun_mesh, "get", str(job_id), str(dest))
     assert out.endswith(f"job {job_id}: 3 file(s), 6 bytes in {dest}\n")
     assert (dest / "tree" / "out" / "a.txt").read_text() == "a\n"
     assert (dest / "tree" / "out" / "sub" / "b.txt").read_text() == "b\n"
     assert (dest / "single" / "a.txt").read_text() == "a\n"
 
 
-def test_submit_logs_follow_kill(mesh, tmp_path):
-    out = ok(mesh, "submit", "-c", "for i in 1 2 3; do echo n$i; echo e$i >&2; sleep 0.3; done")
+def test_submit_logs_follow_kill(autorun_mesh, tmp_path):
+    out = ok(
+        autorun_mesh, "submit", "-c", "for i in 1 2 3; do echo n$i; echo e$i >&2; sleep 0.3; done"
+    )
     job_id = numbers(out)[0]
-    follow = mirror(mesh, "logs", str(job_id), "--follow")
+    follow = mirror(autorun_mesh, "logs", str(job_id), "--follow")
     assert (follow.returncode, follow.stdout, follow.stderr) == (0, "n1\nn2\nn3\n", "e1\ne2\ne3\n")
-    again = mirror(mesh, "logs", str(job_id), "--step", "script")
+    again = mirror(autorun_mesh, "logs", str(job_id), "--step", "script")
     assert (again.returncode, again.stdout) == (0, "n1\nn2\nn3\n")
 
     script = tmp_path / "long.sh"
     script.write_text("#!/bin/sh\necho started\nsleep 60\n")
-    out = ok(mesh, "submit", str(script), "--name", "long", "--env", "A=1")
+    out = ok(autorun_mesh, "submit", str(script), "--name", "long", "--env", "A=1")
     long = numbers(out)[0]
-    wait_for(lambda: ok(mesh, "logs", str(long)) == "started\n", 30, what="the script to start")
-    assert ok(mesh, "kill", str(long)) == f"job {long} killed\n"
-    assert mesh.wait_state(long, ("KILLED",), timeout=30)["error"]
-    twice = mirror(mesh, "kill", str(long), str(job_id))
+    wait_for(
+        lambda: ok(autorun_mesh, "logs", str(long)) == "started\n", 30, what="the script to start"
+    )
+    assert ok(autorun_mesh, "kill", str(long)) == f"job {long} killed\n"
+    assert autorun_mesh.wait_state(long, ("KILLED",), timeout=30)["error"]
+    twice = mirror(autorun_mesh, "kill", str(long), str(job_id))
     assert twice.returncode == 1
     assert twice.stderr == (
         f"mirror: job not running , jobid : {long}\nmirror: job not running , jobid : {job_id}\n"
     )
-    assert ok(mesh, "rm", str(long), str(job_id)) == f"job {long} deleted\njob {job_id} deleted\n"
+    assert (
+        ok(autorun_mesh, "rm", str(long), str(job_id))
+        == f"job {long} deleted\njob {job_id} deleted\n"
+    )
 
 
-def test_watch_fails_when_a_job_fails(mesh):
-    good = numbers(ok(mesh, "submit", "-c", "true"))[0]
-    bad = numbers(ok(mesh, "submit", "-c", "echo broken >&2; exit 3"))[0]
-    watch = mirror(mesh, "watch", str(good), str(bad), "--interval", "0.2")
+def test_watch_fails_when_a_job_fails(autorun_mesh):
+    good = numbers(ok(autorun_mesh, "submit", "-c", "true"))[0]
+    bad = numbers(ok(autorun_mesh, "submit", "-c", "echo broken >&2; exit 3"))[0]
+    watch = mirror(autorun_mesh, "watch", str(good), str(bad), "--interval", "0.2")
     assert watch.returncode == 1
     assert f"\njob {good} COMPLETED\n" in watch.stdout
     assert re.search(rf"\njob {bad} FAILED: .+\n", watch.stdout)
 
 
-def test_machines(mesh):
-    out = ok(mesh, "machines")
+def test_machines(autorun_mesh):
+    out = ok(autorun_mesh, "machines")
     header, _, row = [line.split() for line in out.splitlines() if line.strip()][:3]
     assert header[:8] == ["RID", "NAME", "ONLINE", "AUTORUN", "SLOTS", "USED", "RUNNING", "QUEUED"]
     assert row[0] == "1" and row[2:5] == ["yes", "yes", "8"]
@@ -181,13 +178,13 @@ def test_machines(mesh):
         ["get", "999999", "/nonexistent"],
     ],
 )
-def test_an_unknown_job_is_one_error_line(mesh, args):
-    result = mirror(mesh, *args)
+def test_an_unknown_job_is_one_error_line(autorun_mesh, args):
+    result = mirror(autorun_mesh, *args)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == "mirror: job is not existed , job : 999999\n"
 
 
-def test_other_errors_are_one_line(mesh, tmp_path):
+def test_other_errors_are_one_line(autorun_mesh, tmp_path):
     cases = [
         (["dispatch", "999999", "1"], "mirror: project is not existed , project : 999999\n"),
         (["jobs", "--state", "DONE"], "mirror: unknown job state 'DONE'; one of "),
@@ -201,20 +198,22 @@ def test_other_errors_are_one_line(mesh, tmp_path):
         ),
     ]
     for args, message in cases:
-        result = mirror(mesh, *args)
+        result = mirror(autorun_mesh, *args)
         assert result.returncode == 1 and result.stderr.startswith(message), result.stderr
         assert result.stderr.count("\n") == 1
 
 
-def test_an_unreachable_broker_is_one_line_and_exit_code_2(mesh, tmp_path):
+def test_an_unreachable_broker_is_one_line_and_exit_code_2(autorun_mesh, tmp_path):
     port = free_port()
     config = tmp_path / "nobroker.yaml"
     config.write_text(
-        yaml.safe_dump({**mesh.config, "AMQP_URI": f"amqp://guest:secret@127.0.0.1:{port}/"})
+        yaml.safe_dump(
+            {**autorun_mesh.config, "AMQP_URI": f"amqp://guest:secret@127.0.0.1:{port}/"}
+        )
     )
     for args in (["jobs"], ["status", "1"], ["machines"], ["logs", "1", "--follow"]):
         started = time.monotonic()
-        result = mirror(mesh, *args, config=config)
+        result = mirror(autorun_mesh, *args, config=config)
         assert time.monotonic() - started < 20
         assert (result.returncode, result.stdout) == (2, "")
         assert result.stderr.startswith(

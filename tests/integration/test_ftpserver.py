@@ -92,45 +92,6 @@ def test_the_writer_stores_into_new_directories_in_one_command(ftp):
     assert (root / "up/x.txt").exists() and not (root.parent.parent / "up").exists()
 
 
-def test_the_file_store_creates_directories_on_servers_that_do_not(tmp_path):
-    """FileStore's fallback: STOR refused for a missing directory, then MKD and STOR again."""
-    from services.filestore import FileStore
-
-    port, passive = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pyftpdlib.authorizers import DummyAuthorizer;"
-            "from pyftpdlib.handlers import FTPHandler; from pyftpdlib.servers import FTPServer;"
-            "a = DummyAuthorizer(); a.add_user('w', 'p', sys.argv[1], perm='elradfmw');"
-            "h = type('H', (FTPHandler,), {'authorizer': a, 'passive_ports': [int(sys.argv[3])]});"
-            "FTPServer(('127.0.0.1', int(sys.argv[2])), h).serve_forever()",
-            str(tmp_path),
-            str(port),
-            str(passive),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: connect(port, "w", "p"), 20, what="a plain pyftpdlib server")
-        store = FileStore(
-            {
-                "host": "127.0.0.1",
-                "port": port,
-                "public_url": f"ftp://127.0.0.1:{port}",
-                "writer": {"user": "w", "password": "p"},
-            }
-        )
-        store.put_bytes("/a/b/c.txt", b"abc")
-        store.close()
-        assert (tmp_path / "a/b/c.txt").read_bytes() == b"abc"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_users_are_confined_to_the_root(ftp):
     port, _ = ftp
     reader = connect(port, "mirror", "mirror")

@@ -63,7 +63,8 @@ def _stop(runner):
 
 
 @pytest.fixture(scope="module")
-def mesh(amqp_uri):
+def gateways(amqp_uri):
+    """``{"open": url, "locked": url}``: two gateways and ``echo_7`` in this process."""
     exchange = f"gateway_test_{uuid.uuid4().hex[:8]}"
     runners, urls = [], {}
 
@@ -97,13 +98,13 @@ def mesh(amqp_uri):
 
 
 @pytest.fixture
-def open_url(mesh):
-    return mesh["open"]
+def open_url(gateways):
+    return gateways["open"]
 
 
 @pytest.fixture
-def locked_url(mesh):
-    return mesh["locked"]
+def locked_url(gateways):
+    return gateways["locked"]
 
 
 def assert_error(response, status, fragment):
@@ -291,6 +292,9 @@ def test_timeout_is_504(open_url):
 def test_remote_exception_is_500(open_url):
     response = requests.get(f"{open_url}/proxy/echo_7-boom", timeout=10)
     assert_error(response, 500, "echo_7.boom failed: ValueError: kaboom")
+
+
+# -- refusal at start ---------------------------------------------------------
 
 
 def test_service_refuses_to_start_beyond_loopback_without_tokens(amqp_uri):

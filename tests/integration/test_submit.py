@@ -3,61 +3,54 @@
 import pytest
 
 from services.common.jobstates import FINAL
-from tests.mesh import script_mesh, wait_for
-
-
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory, amqp_uri):
-    """One autorun agent (rid 1, named ``alpha``) that allows scripts under ``shared/``."""
-    with script_mesh(tmp_path_factory.mktemp("submit"), amqp_uri) as mesh:
-        yield mesh
+from tests.mesh import wait_for
 
 
 def logs(mesh, job_id, **kwargs):
     return mesh.ok("jobagent_1", "logs", job_id=job_id, **kwargs)
 
 
-def test_a_script_runs_and_its_output_is_readable(mesh):
-    job_id = mesh.ok(
+def test_a_script_runs_and_its_output_is_readable(autorun_mesh):
+    job_id = autorun_mesh.ok(
         "jobdispatch",
         "submit",
         script="#!/bin/sh\necho hello $GREETING\necho oops >&2\n",
         name="hi",
         environment={"GREETING": "world"},
     )
-    job = mesh.wait_state(job_id, FINAL)
+    job = autorun_mesh.wait_state(job_id, FINAL)
     assert job["state"] == "COMPLETED", job["error"]
     assert job["name"] == "hi" and job["environment"] == {"GREETING": "world"}
-    assert next(j for j in mesh.ok("job", "list") if j["job_id"] == job_id)["name"] == "hi"
-    out = logs(mesh, job_id)
+    assert next(j for j in autorun_mesh.ok("job", "list") if j["job_id"] == job_id)["name"] == "hi"
+    out = logs(autorun_mesh, job_id)
     assert (out["step"], out["stdout"], out["stderr"]) == ("script", "hello world\n", "oops\n")
     assert out["offset_out"] == len("hello world\n")
-    assert logs(mesh, job_id, offset_out=6)["stdout"] == "world\n"
+    assert logs(autorun_mesh, job_id, offset_out=6)["stdout"] == "world\n"
 
 
-def test_a_shebang_line_is_honoured(mesh):
-    job_id = mesh.ok(
+def test_a_shebang_line_is_honoured(autorun_mesh):
+    job_id = autorun_mesh.ok(
         "jobdispatch",
         "submit",
         script="#!/usr/bin/env python3\nimport sys\nprint('py', sys.version_info[0])\n",
     )
-    assert mesh.wait_state(job_id, FINAL)["state"] == "COMPLETED"
-    assert logs(mesh, job_id)["stdout"] == "py 3\n"
+    assert autorun_mesh.wait_state(job_id, FINAL)["state"] == "COMPLETED"
+    assert logs(autorun_mesh, job_id)["stdout"] == "py 3\n"
 
 
-def test_working_directory_and_output_inside_allowed_roots(mesh):
-    job_id = mesh.ok(
+def test_working_directory_and_output_inside_allowed_roots(autorun_mesh):
+    job_id = autorun_mesh.ok(
         "jobdispatch",
         "submit",
         script="pwd; echo data > made.txt",
-        cwd=str(mesh.shared),
+        cwd=str(autorun_mesh.shared),
         stdout="run-%j.out",
         stderr="run-%j.err",
     )
-    assert mesh.wait_state(job_id, FINAL)["state"] == "COMPLETED"
-    assert (mesh.shared / f"run-{job_id}.out").read_text() == f"{mesh.shared}\n"
-    assert (mesh.shared / "made.txt").read_text() == "data\n"
-    assert logs(mesh, job_id)["stdout"] == f"{mesh.shared}\n"
+    assert autorun_mesh.wait_state(job_id, FINAL)["state"] == "COMPLETED"
+    assert (autorun_mesh.shared / f"run-{job_id}.out").read_text() == f"{autorun_mesh.shared}\n"
+    assert (autorun_mesh.shared / "made.txt").read_text() == "data\n"
+    assert logs(autorun_mesh, job_id)["stdout"] == f"{autorun_mesh.shared}\n"
 
 
 @pytest.mark.parametrize(
@@ -75,44 +68,49 @@ def test_working_directory_and_output_inside_allowed_roots(mesh):
         ({"script": "  "}, "script must be a non-empty string"),
     ],
 )
-def test_bad_submissions_are_refused_naming_the_problem(mesh, kwargs, message):
+def test_bad_submissions_are_refused_naming_the_problem(autorun_mesh, kwargs, message):
     args = {"script": "true", **kwargs}
-    code, text = mesh.rpc("jobdispatch", "submit", **args)
+    code, text = autorun_mesh.rpc("jobdispatch", "submit", **args)
     assert code == -1 and message in text
 
 
-def test_submission_id_makes_a_submit_idempotent(mesh):
-    first = mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-1")
-    assert mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-1") == first
-    assert mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-2") != first
+def test_submission_id_makes_a_submit_idempotent(autorun_mesh):
+    first = autorun_mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-1")
+    assert autorun_mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-1") == first
+    assert autorun_mesh.ok("jobdispatch", "submit", script="true", submission_id="abc-2") != first
 
 
-def test_preferred_machine_by_name(mesh):
-    job_id = mesh.ok("jobdispatch", "submit", script="true", preferred="alpha")
-    assert mesh.ok("job", "query", job_id=job_id)["rid"] == 1
+def test_preferred_machine_by_name(autorun_mesh):
+    job_id = autorun_mesh.ok("jobdispatch", "submit", script="true", preferred="alpha")
+    assert autorun_mesh.ok("job", "query", job_id=job_id)["rid"] == 1
     # An unknown preference falls back to any machine with room.
-    job_id = mesh.ok("jobdispatch", "submit", script="true", preferred="nowhere")
-    assert mesh.ok("job", "query", job_id=job_id)["rid"] == 1
+    job_id = autorun_mesh.ok("jobdispatch", "submit", script="true", preferred="nowhere")
+    assert autorun_mesh.ok("job", "query", job_id=job_id)["rid"] == 1
 
 
-def test_live_output_while_the_script_runs(mesh):
-    job_id = mesh.ok("jobdispatch", "submit", script="echo first; sleep 3; echo second")
+def test_live_output_while_the_script_runs(autorun_mesh):
+    job_id = autorun_mesh.ok("jobdispatch", "submit", script="echo first; sleep 3; echo second")
     wait_for(
-        lambda: logs(mesh, job_id)["stdout"] == "first\n", 15, what="the first line while running"
+        lambda: logs(autorun_mesh, job_id)["stdout"] == "first\n",
+        15,
+        what="the first line while running",
     )
-    assert mesh.ok("job", "query", job_id=job_id)["state"] == "RUNNING"
-    mesh.wait_state(job_id, FINAL)
-    assert logs(mesh, job_id)["stdout"] == "first\nsecond\n"
+    assert autorun_mesh.ok("job", "query", job_id=job_id)["state"] == "RUNNING"
+    autorun_mesh.wait_state(job_id, FINAL)
+    assert logs(autorun_mesh, job_id)["stdout"] == "first\nsecond\n"
 
 
-def test_cancel_running_queued_and_finished_jobs(mesh):
-    running = mesh.ok("jobdispatch", "submit", script="sleep 60")
-    mesh.wait_state(running, "RUNNING")
-    assert mesh.rpc("job", "cancel", job_id=running) == [0, []]
-    assert mesh.wait_state(running, FINAL)["state"] == "KILLED"
+def test_cancel_running_queued_and_finished_jobs(autorun_mesh):
+    running = autorun_mesh.ok("jobdispatch", "submit", script="sleep 60")
+    autorun_mesh.wait_state(running, "RUNNING")
+    assert autorun_mesh.rpc("job", "cancel", job_id=running) == [0, []]
+    assert autorun_mesh.wait_state(running, FINAL)["state"] == "KILLED"
     # Machine 8 has no agent: the job waits queued and is cancelled in place.
-    queued = mesh.ok("jobdispatch", "submit", script="true", rid=8)
-    assert mesh.rpc("job", "cancel", job_id=queued) == [0, []]
-    job = mesh.ok("job", "query", job_id=queued)
+    queued = autorun_mesh.ok("jobdispatch", "submit", script="true", rid=8)
+    assert autorun_mesh.rpc("job", "cancel", job_id=queued) == [0, []]
+    job = autorun_mesh.ok("job", "query", job_id=queued)
     assert job["state"] == "KILLED" and job["error"] == "cancelled by user"
-    assert mesh.rpc("job", "cancel", job_id=queued) == [-1, f"job not running , jobid : {queued}"]
+    assert autorun_mesh.rpc("job", "cancel", job_id=queued) == [
+        -1,
+        f"job not running , jobid : {queued}",
+    ]
