@@ -11,63 +11,21 @@ from kombu import Connection
 from adapters.bundled import package_zip, project_files
 from services.common.jobstates import FINAL
 from services.common.names import JOBS_EXCHANGE, job_queue
-from tests.integration.conftest import make_package
+from tests.integration.sweeps import (
+    FAST_DEMO,
+    consumer_gone,
+    deliveries_processed,
+    step_starts,
+    steps_package,
+    sweep_para,
+    wait_all,
+)
 from tests.mesh import (
     ROOT,
     Mesh,
-    broker_consumer_timeout,
-    create_pg_database,
-    drop_pg_database,
     job_processes,
     wait_for,
 )
-
-FAST_DEMO = {"MIRROR_DEMO_SECONDS": "0.3"}
-
-
-def sweep_para(values, name="x", ncpus=None, extra=""):
-    """A para.xml with one multistate parameter (and optionally multistate NCPUS)."""
-    lines = [f'<Param name="{name}" type="int" multistate="1">{";".join(map(str, values))}</Param>']
-    if ncpus is not None:
-        lines.append(
-            f'<Param name="NCPUS" type="int" multistate="1">{";".join(map(str, ncpus))}</Param>'
-        )
-    return f"<Para>{''.join(lines)}{extra}</Para>".encode()
-
-
-def steps_package(mesh, name, steps_xml, result=""):
-    adapter = f'<Adapter name="{name}"><Steps>{steps_xml}</Steps>{result}</Adapter>'
-    return mesh.add_package(name, make_package(adapter))
-
-
-def wait_all(mesh, ids, timeout=120):
-    def ended():
-        jobs = [mesh.ok("job", "query", job_id=j) for j in ids]
-        return jobs if all(j["state"] in FINAL for j in jobs) else None
-
-    return wait_for(ended, timeout, interval=0.3, what=f"{len(ids)} jobs to end")
-
-
-def deliveries_processed(mesh, rid):
-    """True once machine ``rid`` has taken every message of its job queue and is idle.
-
-    The queue holds none, ready or unacknowledged, and no job waits or holds
-    cores on the agent: no delivery can start a claim or a step any more.
-    """
-    messages, _ = mesh.queue(job_queue(rid).name)
-    status = mesh.ok(f"jobagent_{rid}", "status")
-    return messages == 0 and status["used_cores"] == 0 and not status["waiting"]
-
-
-def consumer_gone(mesh, rid):
-    """True once the broker holds no consumer on the job queue of machine ``rid``."""
-    return mesh.queue(job_queue(rid).name)[1] == 0
-
-
-def step_starts(mesh, job_id, step):
-    """The events that record ``step`` starting to run (one per run)."""
-    events = mesh.ok("job", "events", job_id=job_id)
-    return [e for e in events if e["message"] == f"step {step} RUNNING"]
 
 
 def start_cluster_agent(mesh, rid, wait=True, env=FAST_DEMO):
@@ -369,102 +327,6 @@ def test_broker_connection_cut_and_restored_loses_nothing(cluster):
         cutter.close()
 
 
-# -- meshes of their own ------------------------------------------------------------------
-def test_postgres_connections_killed_mid_sweep(tmp_path, amqp_uri):
-    import sqlalchemy as sa
-
-    from tests.mesh import PG_ADMIN
-
-    name, url = create_pg_database()
-    mesh = Mesh(tmp_path, amqp_uri, url)
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        mesh.start_core()
-        mesh.start_agent(1, autorun=True, env=FAST_DEMO)
-        c_id = mesh.add_package("demo", package_zip("demo"))
-        files = dict(project_files("demo"))
-        files["para.xml"] = sweep_para(
-            range(1, 13),
-            name="iterations",
-            extra='<Param name="model" type="file">wing.dat</Param><Param name="mach" type="float">0.5</Param><Param name="alpha" type="float">1</Param>',
-        )
-        ids = mesh.ok("jobdispatch", "do", p_id=mesh.add_project("pg", files), c_id=c_id)
-        others = "FROM pg_stat_activity WHERE datname=:d AND pid <> pg_backend_pid()"
-
-        def backends(select):
-            with admin.connect() as conn:
-                return conn.execute(sa.text(f"SELECT {select} {others}"), {"d": name}).scalar()
-
-        killed = 0
-        for _ in range(8):
-            # The pool opens connections again lazily: each round waits for one.
-            wait_for(lambda: backends("count(*)"), 30, interval=0.05, what="a connection to kill")
-            killed += backends("count(pg_terminate_backend(pid))")
-        # A connection may close on its own between the two queries of a round.
-        assert killed >= 4
-        jobs = wait_all(mesh, ids, timeout=180)
-        assert [j["state"] for j in jobs] == ["COMPLETED"] * 12, [j["error"] for j in jobs]
-    finally:
-        mesh.close()
-        admin.dispose()
-        drop_pg_database(name)
-
-
-def test_job_longer_than_the_consumer_timeout_runs_once(tmp_path, amqp_uri):
-    with broker_consumer_timeout(2000):
-        job_longer_than_the_consumer_timeout_runs_once(tmp_path, amqp_uri)
-
-
-def job_longer_than_the_consumer_timeout_runs_once(tmp_path, amqp_uri):
-    mesh = Mesh(tmp_path, amqp_uri)
-    try:
-        mesh.start_core()
-        mesh.start_agent(1, autorun=True)
-        c_id = steps_package(
-            mesh, "long", '<ExeArgument id="s" type="exec" value="sleep 6" priority="1"/>'
-        )
-        (job_id,) = mesh.ok(
-            "jobdispatch",
-            "do",
-            p_id=mesh.add_project("long", {"para.xml": sweep_para([1])}),
-            c_id=c_id,
-        )
-        job = mesh.wait_state(job_id, FINAL, timeout=60)
-        # Once the queue holds no message, acknowledged or not, none can come again.
-        wait_for(lambda: deliveries_processed(mesh, 1), 30, what="the delivery acknowledged")
-        assert job["state"] == "COMPLETED"
-        assert len(step_starts(mesh, job_id, "s")) == 1
-        assert [e["message"] for e in mesh.ok("job", "events", job_id=job_id)].count("claimed") == 1
-    finally:
-        mesh.close()
-
-
-def test_a_job_with_no_machine_online_waits_and_is_placed_later(tmp_path, amqp_uri):
-    mesh = Mesh(tmp_path, amqp_uri)
-    try:
-        mesh.start_core()
-        c_id = steps_package(
-            mesh, "later", '<ExeArgument id="s" type="exec" value="true" priority="1"/>'
-        )
-        (job_id,) = mesh.ok(
-            "jobdispatch",
-            "do",
-            p_id=mesh.add_project("later", {"para.xml": sweep_para([1])}),
-            c_id=c_id,
-        )
-        job = mesh.ok("job", "query", job_id=job_id)
-        assert job["state"] == "QUEUED" and job["rid"] is None
-        assert mesh.rpc("job", "getrid", job_id=job_id) == [
-            -1,
-            f"job {job_id} is waiting for a resource machine",
-        ]
-        mesh.start_agent(9, autorun=True)
-        job = mesh.wait_state(job_id, "COMPLETED", timeout=30)
-        assert job["rid"] == 9
-    finally:
-        mesh.close()
-
-
 def test_mirror_demo_runs_the_sweep_and_prints_results(cluster):
     done = subprocess.run(
         cluster.command("demo"), cwd=ROOT, capture_output=True, text=True, timeout=180
@@ -473,36 +335,3 @@ def test_mirror_demo_runs_the_sweep_and_prints_results(cluster):
     assert done.stdout.count(" COMPLETED") >= 3
     assert '"force": "ftp://mirror:mirror@127.0.0.1:' in done.stdout
     assert "curl 'http://" in done.stdout
-
-
-def test_a_silent_machine_shows_stalled_jobs_then_fails_them(tmp_path, amqp_uri):
-    reconciler = {"on_machine_lost": "fail", "lost_after": 8, "stalled_intervals": 2}
-    mesh = Mesh(tmp_path, amqp_uri, RECONCILER=reconciler)
-    try:
-        mesh.start_core()
-        mesh.start_agent(1, autorun=True)
-        c_id = steps_package(
-            mesh, "stall", '<ExeArgument id="s" type="exec" value="sleep 60" priority="1"/>'
-        )
-        p_id = mesh.add_project("stall", {"para.xml": sweep_para([1])})
-        (job_id,) = mesh.ok("jobdispatch", "do", p_id=p_id, c_id=c_id)
-        mesh.wait_state(job_id, "RUNNING")
-        assert mesh.ok("machine", "ruok", rid=1)["stalled_jobs"] == []
-        # A frozen agent neither beats nor monitors.
-        mesh.procs["agent1"].send_signal(signal.SIGSTOP)
-        ruok = wait_for(
-            lambda: (r := mesh.ok("machine", "ruok", rid=1))["stalled_jobs"] and r,
-            10,
-            what="a stalled job",
-        )
-        assert ruok["stalled_jobs"] == [job_id] and ruok["ok"] is False
-        job = mesh.wait_state(job_id, "FAILED", timeout=30)
-        assert job["error"] == "resource machine 1 stopped sending heartbeats"
-        # Woken up, the agent learns at its next monitoring pass and stops the step.
-        mesh.procs["agent1"].send_signal(signal.SIGCONT)
-        wait_for(lambda: not job_processes(job_id), 20, what="the step of the failed job stopped")
-        assert mesh.ok("job", "query", job_id=job_id)["state"] == "FAILED"
-    finally:
-        if "agent1" in mesh.procs:
-            mesh.procs["agent1"].send_signal(signal.SIGCONT)
-        mesh.close()
