@@ -31,9 +31,13 @@ DEFAULTS = {
         # Empty means DATA_DIR/ftp.
         "root": "",
         "writer": {"user": "mirror-agent", "password": "mirror-agent"},
+        # For admins; its credentials never go into a URL.
         "reader": {"user": "mirror", "password": "mirror"},
-        # Empty means ftp://<reader>:<password>@<host>:<port>.
+        # Scheme, host and port of handed-out URLs; empty means ftp://<host>:<port>.
+        # Each URL names its job's own read-only account, whatever account is here.
         "public_url": "",
+        # HMAC key of the per-job accounts; empty means derived from the writer password.
+        "url_secret": "",
         "passive_ports": [30000, 30099],
         "max_upload": 2 * 1024**3,
     },
@@ -156,10 +160,9 @@ def resolve(config):
     ftp = config["FTP"]
     ftp["root"] = str(Path(ftp.get("root") or data / "ftp").expanduser().resolve())
     if not ftp.get("public_url"):
-        reader = ftp["reader"]
-        ftp["public_url"] = (
-            f"ftp://{reader['user']}:{reader['password']}@{ftp['host']}:{ftp['port']}"
-        )
+        host = str(ftp["host"])
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        ftp["public_url"] = f"ftp://{host}:{ftp['port']}"
     agent = config["AGENT"]
     agent["rid"] = int(agent["rid"])
     if not agent.get("name"):

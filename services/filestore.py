@@ -7,7 +7,9 @@ import posixpath
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+from services.jobaccess import JOB_ID, JOBS_DIR, job_password, job_user, url_key
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,8 @@ class FileStore:
         self.port = int(ftp_config["port"])
         self.user = str(ftp_config[account]["user"])
         self.password = str(ftp_config[account]["password"])
-        self.public_url = ftp_config["public_url"].rstrip("/")
+        self.public_url = ftp_config["public_url"]
+        self.url_key = url_key(ftp_config)
         self.timeout = timeout
         self.pool_size = pool_size
         self._idle = []
@@ -178,5 +181,26 @@ class FileStore:
         self._run(f"removal of {remote}", op)
 
     def url(self, remote):
-        """The public ``ftp://`` URL (read-only account) of ``remote``."""
-        return self.public_url + quote(remote)
+        """The ``ftp://`` URL of a job's published file ``/jobs/<id>/...``.
+
+        It names the job's own read-only account (see :mod:`services.jobaccess`),
+        whose home is ``/jobs/<id>``: the path is relative to it. Scheme, host and
+        port come from ``public_url``; any account written there is replaced.
+        Raises ``ValueError`` for a path outside a job's directory, which no
+        handed-out URL may reach.
+        """
+        parts = posixpath.normpath("/" + str(remote).lstrip("/")).split("/")[1:]
+        if len(parts) < 3 or parts[0] != JOBS_DIR or not JOB_ID.fullmatch(parts[1]):
+            raise ValueError(
+                f"no URL for {remote}: only a job's published files (/{JOBS_DIR}/<id>/...) "
+                "are handed out"
+            )
+        user = job_user(parts[1])
+        base = urlsplit(self.public_url)
+        host = base.hostname or self.host
+        if ":" in host:
+            host = f"[{host}]"
+        port = base.port or self.port
+        password = job_password(self.url_key, user)
+        path = quote("/" + "/".join(parts[2:]))
+        return f"{base.scheme or 'ftp'}://{user}:{password}@{host}:{port}{path}"

@@ -1,15 +1,17 @@
 """The pyftpdlib file server, run in its own process (eventlet removes ``select.epoll``)."""
 
+import hmac
 import logging
 import os
 from pathlib import Path
 
-from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 from pyftpdlib.handlers import DTPHandler, FTPHandler
 from pyftpdlib.servers import FTPServer
 
 from services.common.exposure import HOW_TO_GENERATE, is_loopback_host, is_placeholder
 from services.config import DEFAULTS
+from services.jobaccess import JOBS_DIR, job_of_user, password_matches, url_key
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,61 @@ READ_PERMS = "elr"
 DEFAULT_PASSWORDS = frozenset(
     str(DEFAULTS["FTP"][account]["password"]).lower() for account in ("writer", "reader")
 )
+
+
+class JobAuthorizer(DummyAuthorizer):
+    """The configured accounts, plus one read-only account per job (``job<id>``).
+
+    A job account logs in with the HMAC password of :mod:`services.jobaccess`
+    and has the job's published directory, ``<root>/jobs/<id>``, as its whole
+    file system: packages, projects and other jobs lie outside it. Configured
+    accounts win over a job account of the same name.
+    """
+
+    def __init__(self, root, key):
+        super().__init__()
+        self.jobs_root = os.path.realpath(os.path.join(root, JOBS_DIR))
+        self.key = key
+
+    def _job_home(self, username):
+        """The home of ``username`` when it names a job account, else ``None``."""
+        if username in self.user_table:
+            return None
+        job_id = job_of_user(username)
+        return None if job_id is None else os.path.join(self.jobs_root, str(job_id))
+
+    def validate_authentication(self, username, password, handler):
+        home = self._job_home(username)
+        if home is None:
+            if username not in self.user_table or not hmac.compare_digest(
+                self.user_table[username]["pwd"].encode(), str(password).encode()
+            ):
+                raise AuthenticationFailed("Authentication failed.")
+            return
+        # A job that published nothing has nothing to read.
+        if not password_matches(self.key, username, password) or not os.path.isdir(home):
+            raise AuthenticationFailed("Authentication failed.")
+
+    def has_user(self, username):
+        return self._job_home(username) is not None or super().has_user(username)
+
+    def get_home_dir(self, username):
+        home = self._job_home(username)
+        return super().get_home_dir(username) if home is None else os.path.realpath(home)
+
+    def has_perm(self, username, perm, path=None):
+        if self._job_home(username) is None:
+            return super().has_perm(username, perm, path)
+        return perm in READ_PERMS
+
+    def get_perms(self, username):
+        return READ_PERMS if self._job_home(username) else super().get_perms(username)
+
+    def get_msg_login(self, username):
+        return "Login successful." if self._job_home(username) else super().get_msg_login(username)
+
+    def get_msg_quit(self, username):
+        return "Goodbye." if self._job_home(username) else super().get_msg_quit(username)
 
 
 class CappedDTPHandler(DTPHandler):
@@ -90,6 +147,10 @@ def check_bind(ftp_config):
         for account in ("writer", "reader")
         if is_default_password((ftp_config.get(account) or {}).get("password"))
     ]
+    # Empty is fine: the key is then derived from the writer password, checked above.
+    secret = ftp_config.get("url_secret")
+    if secret and is_default_password(secret):
+        weak.append("FTP.url_secret (env FTP_URL_SECRET)")
     if weak:
         raise ValueError(
             f"file server bound to {address} refuses a default or empty password: "
@@ -105,9 +166,10 @@ def build_server(ftp_config):
     check_bind(ftp_config)
     root = Path(ftp_config["root"])
     root.mkdir(parents=True, exist_ok=True)
-    authorizer = DummyAuthorizer()
+    authorizer = JobAuthorizer(root, url_key(ftp_config))
     writer, reader = ftp_config["writer"], ftp_config["reader"]
     # Both users are confined to the root; no anonymous user is ever added.
+    # Job accounts are confined to their job's directory.
     authorizer.add_user(str(writer["user"]), str(writer["password"]), str(root), perm=WRITE_PERMS)
     authorizer.add_user(str(reader["user"]), str(reader["password"]), str(root), perm=READ_PERMS)
 

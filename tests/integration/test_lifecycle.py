@@ -18,7 +18,7 @@ def check_results_match_files(mesh, job_id):
     assert set(data["result"]) == set(expected)
     for key, rel in expected.items():
         url = data["result"][key]
-        assert url.startswith("ftp://mirror:mirror@127.0.0.1:")
+        assert url.startswith(f"ftp://job{job_id}:") and "@127.0.0.1:" in url, url
         assert ftp_download(url) == (root / rel).read_bytes()
     assert ftp_download(data["process"]["chart"]) == (root / "FLOW/residual.dat").read_bytes()
     assert data["process"]["currentstep"] == data["process"]["allstep"]

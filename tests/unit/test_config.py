@@ -21,7 +21,8 @@ def test_embedded_defaults_work_with_nothing_set(tmp_path, monkeypatch):
     assert config["rpc_exchange"] == "mirror_com"
     assert config["DB_URL"] == f"sqlite:///{tmp_path / 'mirror-data' / 'mirror.db'}"
     assert config["FTP"]["root"] == str(tmp_path / "mirror-data" / "ftp")
-    assert config["FTP"]["public_url"] == "ftp://mirror:mirror@127.0.0.1:2121"
+    assert config["FTP"]["public_url"] == "ftp://127.0.0.1:2121"
+    assert config["FTP"]["url_secret"] == ""
     assert config["AGENT"]["work_root"] == str(tmp_path / "mirror-data" / "work" / "rid1")
     assert config["AGENT"]["slots"] >= 1
     assert config["DEBUG"]["autorun_job"] is False
@@ -101,7 +102,7 @@ def test_docker_config_takes_its_secrets_from_the_environment():
         "GATEWAY_TOKEN": "a" * 64,
         "FTP_WRITER_PASSWORD": "w" * 32,
         "FTP_READER_PASSWORD": "r" * 32,
-        "FTP_PUBLIC_URL": f"ftp://mirror:{'r' * 32}@mirror.example.org:2121",
+        "FTP_PUBLIC_URL": "ftp://mirror.example.org:2121",
     }
     config = load_config(str(ROOT / "config" / "docker.yaml"), environ=environ)
     check_gateway(config)
@@ -109,6 +110,11 @@ def test_docker_config_takes_its_secrets_from_the_environment():
     assert config["GATEWAY"]["tokens"] == f"{'a' * 64},"
     assert config["FTP"]["writer"]["password"] == "w" * 32
     assert config["FTP"]["public_url"] == environ["FTP_PUBLIC_URL"]
+    # Unset, the key of the job accounts is derived from the writer password.
+    assert config["FTP"]["url_secret"] == ""
+    environ["FTP_URL_SECRET"] = "u" * 32
+    config = load_config(str(ROOT / "config" / "docker.yaml"), environ=environ)
+    assert config["FTP"]["url_secret"] == "u" * 32
 
 
 def test_local_config_on_its_defaults_starts_on_loopback():
@@ -131,3 +137,6 @@ def test_compose_requires_every_published_secret():
         environment = compose["services"][service]["environment"]
         assert {"FTP_WRITER_PASSWORD", "FTP_READER_PASSWORD", "FTP_PUBLIC_URL"} <= set(environment)
     assert "GATEWAY_TOKEN" in compose["services"]["gateway"]["environment"]
+    # The key of the job accounts: optional, and the same on the server and the agents.
+    keys = {compose["services"][s]["environment"]["FTP_URL_SECRET"] for s in ("ftp", "agent1")}
+    assert keys == {"${FTP_URL_SECRET:-}"}

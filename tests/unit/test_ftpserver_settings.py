@@ -1,11 +1,13 @@
-"""The file server's bind rule: no default or empty password beyond loopback."""
+"""The file server's bind rule (no default or empty secret beyond loopback) and its accounts."""
 
 import copy
 
 import pytest
+from pyftpdlib.authorizers import AuthenticationFailed
 
 from services.config import DEFAULTS
-from services.ftpserver import build_server, check_bind
+from services.ftpserver import READ_PERMS, JobAuthorizer, build_server, check_bind
+from services.jobaccess import job_password, url_key
 
 OWN = "5d1e07c9a2b84f36"
 WRITER = "FTP.writer.password (env FTP_WRITER_PASSWORD)"
@@ -108,3 +110,72 @@ def test_build_server_refuses_too(tmp_path):
         build_server(section)
     # Refused before anything is made on disk or bound.
     assert not (tmp_path / "ftp").exists()
+
+
+@pytest.mark.parametrize("secret", ["mirror", "mirror-agent", "change-me", "  secret "])
+def test_beyond_loopback_a_default_url_secret_is_refused(secret):
+    section = ftp("0.0.0.0", writer=OWN, reader=OWN + "r")
+    section["url_secret"] = secret
+    message = refusal(section)
+    assert message == (
+        "file server bound to 0.0.0.0 refuses a default or empty password: "
+        f"set FTP.url_secret (env FTP_URL_SECRET) {HOW}"
+    )
+    # Empty: derived from the writer password, which is checked already.
+    section["url_secret"] = ""
+    check_bind(section)
+    section["url_secret"] = OWN + "u"
+    check_bind(section)
+    # On loopback anything goes, as for the passwords.
+    check_bind(dict(ftp(), url_secret="mirror"))
+
+
+# -- the job accounts ----------------------------------------------------------------------
+@pytest.fixture
+def authorizer(tmp_path):
+    (tmp_path / "jobs" / "42").mkdir(parents=True)
+    section = ftp()
+    auth = JobAuthorizer(str(tmp_path), url_key(section))
+    auth.add_user("mirror", "mirror", str(tmp_path), perm=READ_PERMS)
+    return auth, section, tmp_path
+
+
+def test_a_job_account_logs_in_with_its_hmac_into_its_own_directory(authorizer):
+    auth, section, root = authorizer
+    auth.validate_authentication("job42", job_password(url_key(section), "job42"), None)
+    assert auth.has_user("job42")
+    assert auth.get_home_dir("job42") == str((root / "jobs" / "42").resolve())
+    assert auth.get_perms("job42") == "elr"
+    for perm in "elr":
+        assert auth.has_perm("job42", perm, str(root / "jobs" / "42" / "result"))
+    for perm in "adfmwMT":
+        assert not auth.has_perm("job42", perm, str(root / "jobs" / "42" / "result"))
+
+
+@pytest.mark.parametrize(
+    "user, password",
+    [
+        ("job42", "0" * 32),
+        ("job42", ""),
+        # Another job's password opens nothing here.
+        ("job42", "job43"),
+        # A job that published nothing has no directory to log into.
+        ("job43", "job43"),
+        ("job042", "job042"),
+        ("nobody", "nobody"),
+        ("mirror", "wrong"),
+    ],
+)
+def test_anything_else_is_refused(authorizer, user, password):
+    auth, section, _ = authorizer
+    if password.startswith("job"):
+        password = job_password(url_key(section), password)
+    with pytest.raises(AuthenticationFailed):
+        auth.validate_authentication(user, password, None)
+
+
+def test_a_configured_account_keeps_its_own_rules(authorizer):
+    auth, _, root = authorizer
+    auth.validate_authentication("mirror", "mirror", None)
+    assert auth.get_home_dir("mirror") == str(root.resolve())
+    assert not auth.has_user("someone")
