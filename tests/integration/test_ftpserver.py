@@ -1,4 +1,4 @@
-"""The file server's rules: no anonymous login, a read-only account, confinement, an upload cap."""
+"""The file server's rules: no anonymous login, read-only accounts, confinement, an upload cap."""
 
 import ftplib
 import io
@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+from services.jobaccess import job_password, job_user, url_key
 from tests.mesh import ROOT, free_port, wait_for
 
 CAP = 64 * 1024
@@ -136,3 +137,83 @@ def test_mirror_ftp_beyond_loopback_refuses_default_passwords(tmp_path):
         "(env FTP_READER_PASSWORD) to a secret of your own, e.g. from `openssl rand -hex 32`"
     ]
     assert not (tmp_path / "data" / "ftp").exists()
+
+
+# -- the job accounts of handed-out URLs ---------------------------------------------------
+def job_account(job_id):
+    """User and password of job ``job_id`` under this server's key (the default writer's)."""
+    user = job_user(job_id)
+    return user, job_password(url_key({"writer": {"password": "mirror-agent"}}), user)
+
+
+def read(client, path):
+    buf = io.BytesIO()
+    client.retrbinary(f"RETR {path}", buf.write)
+    return buf.getvalue()
+
+
+def test_a_job_account_reads_its_own_job_and_nothing_else(ftp):
+    port, root = ftp
+    writer = connect(port, "mirror-agent", "mirror-agent")
+    for path, data in (
+        ("/jobs/21/result/force/force.dat", b"mine"),
+        ("/jobs/22/result/force/force.dat", b"theirs"),
+        ("/packages/1/package.zip", b"zip"),
+        ("/projects/1/files/para.xml", b"<Para/>"),
+    ):
+        writer.storbinary(f"STOR {path}", io.BytesIO(data))
+    writer.quit()
+    (root / "jobs/21/result/link").symlink_to(root / "jobs/22/result/force/force.dat")
+
+    job = connect(port, *job_account(21))
+    assert job.pwd() == "/"
+    assert read(job, "/result/force/force.dat") == b"mine"
+    assert [name for name, _ in job.mlsd("/result/force")] == ["force.dat"]
+    assert job.nlst("/") == ["result"]
+    # Above its home is its home: the root's other directories are out of reach.
+    job.cwd("/..")
+    assert job.pwd() == "/" and job.nlst() == ["result"]
+    for path in (
+        "../22/result/force/force.dat",
+        "/../22/result/force/force.dat",
+        "/jobs/22/result/force/force.dat",
+        "/../../packages/1/package.zip",
+        "/../../projects/1/files/para.xml",
+        "/result/link",
+    ):
+        with pytest.raises(ftplib.error_perm, match="550"):
+            read(job, path)
+    for directory in ("/../22", "../22/result", "/../../packages/1", "/../../projects/1"):
+        # Each names a directory inside the home, where there is none such.
+        with pytest.raises(ftplib.error_perm, match=r"^5\d\d No such"):
+            list(job.mlsd(directory))
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            job.cwd(directory)
+    for command in (
+        lambda: job.storbinary("STOR /result/evil.txt", io.BytesIO(b"x")),
+        lambda: job.delete("/result/force/force.dat"),
+        lambda: job.mkd("/new"),
+        lambda: job.rename("/result/force/force.dat", "/moved.dat"),
+    ):
+        with pytest.raises(ftplib.error_perm, match="550"):
+            command()
+    job.quit()
+    assert (root / "jobs/21/result/force/force.dat").read_bytes() == b"mine"
+    assert not (root / "jobs/21/result/evil.txt").exists()
+
+
+def test_job_accounts_with_a_wrong_password_are_refused(ftp):
+    port, _ = ftp
+    user, password = job_account(21)
+    _, other = job_account(22)
+    for name, secret in (
+        (user, other),
+        (user, password[:-1]),
+        (user, ""),
+        (user, "mirror"),
+        ("job021", password),
+        # A job with no published directory has nothing to log into.
+        job_account(999),
+    ):
+        with pytest.raises(ftplib.error_perm, match="530"):
+            connect(port, name, secret)
