@@ -38,27 +38,25 @@ def upgrade():
         sa.UniqueConstraint("token_sha256"),
         sqlite_autoincrement=True,
     )
-    with op.batch_alter_table("projects") as batch:
-        batch.add_column(owner())
-    with op.batch_alter_table("calc_packages") as batch:
-        batch.add_column(owner())
-        batch.add_column(
-            sa.Column("shared", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # Plain ADD COLUMN, no batch: SQLite's batch mode copies and drops the
+    # table, and dropping projects would cascade to the rows of jobs.
+    op.add_column("projects", owner())
+    op.add_column("calc_packages", owner())
+    op.add_column(
+        "calc_packages",
+        sa.Column("shared", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     packages = sa.table("calc_packages", sa.column("shared", sa.Boolean()))
     op.execute(packages.update().values(shared=True))
-    with op.batch_alter_table("jobs") as batch:
-        batch.add_column(owner())
-        batch.create_index("ix_jobs_owner", ["owner"], unique=False)
+    op.add_column("jobs", owner())
+    op.create_index("ix_jobs_owner", "jobs", ["owner"], unique=False)
 
 
 def downgrade():
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_index("ix_jobs_owner")
-        batch.drop_column("owner")
-    with op.batch_alter_table("calc_packages") as batch:
-        batch.drop_column("shared")
-        batch.drop_column("owner")
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("owner")
+    # Plain DROP COLUMN (SQLite 3.35 and later), for the same reason.
+    op.drop_index("ix_jobs_owner", table_name="jobs")
+    op.drop_column("jobs", "owner")
+    op.drop_column("calc_packages", "shared")
+    op.drop_column("calc_packages", "owner")
+    op.drop_column("projects", "owner")
     op.drop_table("users")
