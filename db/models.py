@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -14,9 +15,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.common.identity import LOCAL_NAME
 from services.common.jobstates import PENDING, QUEUED
 
 
@@ -70,6 +73,27 @@ class Machine(Base):
 NO_REUSE = {"sqlite_autoincrement": True}
 
 
+class User(Base):
+    """A person who calls through the gateway: a bearer token and a password, hashed only."""
+
+    __tablename__ = "users"
+    __table_args__ = (NO_REUSE,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # sha256 of the user's one bearer token; a new token replaces it.
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked: Mapped[datetime | None]
+
+
+def owner_column():
+    """The user name a record belongs to (``local``: the built-in admin)."""
+    return mapped_column(String(64), default=LOCAL_NAME, server_default=LOCAL_NAME)
+
+
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (NO_REUSE,)
@@ -77,6 +101,7 @@ class Project(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = owner_column()
     created: Mapped[datetime] = mapped_column(default=utcnow)
     files: Mapped[list["ProjectFile"]] = relationship(
         back_populates="project", cascade="all, delete-orphan", order_by="ProjectFile.name"
@@ -113,6 +138,9 @@ class CalcPackage(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     ftp_path: Mapped[str] = mapped_column(String(1000))
+    owner: Mapped[str] = owner_column()
+    # Usable by every user, not only its owner (every package an admin registers).
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -123,6 +151,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_state_rid", "state", "rid"),
         Index("ix_jobs_project", "project_id"),
+        Index("ix_jobs_owner", "owner"),
         NO_REUSE,
     )
 
@@ -136,6 +165,7 @@ class Job(Base):
     ncpus: Mapped[int] = mapped_column(Integer, default=1)
     time_limit: Mapped[float | None] = mapped_column(Float)
     tags: Mapped[list] = mapped_column(default=list)
+    owner: Mapped[str] = owner_column()
     # Set by script submissions (REST, client): a name, an idempotency key,
     # free metadata, and how the process runs.
     name: Mapped[str] = mapped_column(String(200), default="")

@@ -1,17 +1,21 @@
 """The gateway's routes: ``/proxy/<service>-<method>``, the Slurm-style REST API, no route.
 
 Each ``handle_*`` function serves one URL rule of :class:`gateway.service.GatewayService`
-through :func:`serve`: token, method, then the route's action, with every
-failure answered as JSON in the route's shape (:data:`gateway.web.PROXY` or
-:data:`gateway.web.REST`) and one INFO line per request.
+through :func:`serve`: caller (:mod:`gateway.auth`), method, then the route's
+action, with every failure answered as JSON in the route's shape
+(:data:`gateway.web.PROXY` or :data:`gateway.web.REST`) and one INFO line per
+request. Every route obeys the same rule for what it calls: nothing internal
+to the mesh (:mod:`services.common.surface`), nothing outside ``GATEWAY.expose``.
 """
 
 import fnmatch
-import hmac
 import logging
 import time
 
+from services.common.surface import is_internal, is_machine_service
+
 from . import mesh
+from .auth import Authenticator, Door
 from .errors import (
     BadRequest,
     GatewayError,
@@ -20,7 +24,6 @@ from .errors import (
     MethodNotAllowed,
     NotExposed,
     NotFound,
-    Unauthorized,
 )
 from .formatting import health_report, job_response
 from .parsing import (
@@ -39,39 +42,36 @@ log = logging.getLogger(__name__)
 CANCELLED_MESSAGE = "取消成功"
 
 
-def check_token(authorization, tokens):
-    """401 unless ``tokens`` is empty or ``authorization`` is ``Bearer <one of them>``."""
-    if not tokens:
-        return
-    scheme, _, given = (authorization or "").strip().partition(" ")
-    given = given.strip().encode()
-    ok = False
-    # Compare with every token, whatever matches, so the time taken tells nothing.
-    if scheme.lower() == "bearer" and given:
-        for token in tokens:
-            ok |= hmac.compare_digest(given, token.encode())
-    if not ok:
-        raise Unauthorized("missing or wrong bearer token")
-
-
 def check_exposed(service, patterns):
     """403 unless ``service`` matches one of the fnmatch ``patterns``."""
     if not any(fnmatch.fnmatchcase(service, pattern) for pattern in patterns):
         raise NotExposed(f"service {service} is not exposed")
 
 
-def serve(request, settings, action, shape, methods=None, target=None):
-    """Token, method, then ``action()``'s ``(status, payload)``; every failure as JSON.
+def check_callable(service, method, patterns):
+    """403 for a call internal to the mesh, whatever ``patterns`` say, or one not exposed."""
+    if is_internal(service, method):
+        raise NotExposed(f"{service}.{method} is internal to the mesh")
+    check_exposed(service, patterns)
+
+
+def door_of(settings, door):
+    """``door``, or one over a fresh :class:`Authenticator` of ``settings`` (no cache shared)."""
+    return door if door is not None else Door(Authenticator(settings, settings.address), {})
+
+
+def serve(request, settings, services, door, action, shape, methods=None, target=None):
+    """Caller, method, then ``action(identity)``'s ``(status, payload)``; every failure as JSON.
 
     ``target`` names the request in the log line (default: its path).
     """
     started = time.monotonic()
     target = target or request.path
     try:
-        check_token(request.headers.get("Authorization"), settings.tokens)
+        identity = door_of(settings, door).admit(request.headers.get("Authorization"), services)
         if methods and request.method not in methods:
             raise MethodNotAllowed(request.method, target, ", ".join(methods))
-        status, payload = action()
+        status, payload = action(identity)
         response = shape.ok(status, payload)
         log_request(request, target, status, started)
     except GatewayError as exc:
@@ -84,54 +84,65 @@ def serve(request, settings, action, shape, methods=None, target=None):
     return response
 
 
-def handle_proxy(request, target, settings, services):
+def handle_proxy(request, target, settings, services, door=None):
     """``/proxy/<service>-<method>``: the RPC's own ``[code, value]`` answer."""
 
-    def action():
+    def action(identity):
         service, method = parse_target(target)
-        check_exposed(service, settings.expose)
+        check_callable(service, method, settings.expose)
         kwargs = query_kwargs(request.args)
         if request.method == "POST":
             kwargs.update(json_kwargs(read_body(request.environ, settings.max_body)))
+        if not identity.admin and is_machine_service(service):
+            # Agents act for whoever reaches them: central says first whether
+            # the caller owns the job (someone else's answers as missing).
+            owned = mesh.call(
+                services, "job", "owned", {"job_id": kwargs.get("job_id")}, settings.timeout
+            )
+            if owned[0] != 0:
+                return 200, owned
         return 200, mesh.call(services, service, method, kwargs, settings.timeout)
 
-    return serve(request, settings, action, PROXY, target=target)
+    return serve(request, settings, services, door, action, PROXY, target=target)
 
 
-def handle_submit(request, settings, services):
-    def action():
+def handle_submit(request, settings, services, door=None):
+    def action(identity):
+        check_callable("jobdispatch", "submit", settings.expose)
         kwargs = submit_kwargs(parse_body(read_body(request.environ, settings.max_body)))
         return 200, {"job_id": str(mesh.submit_job(services, kwargs, settings.timeout))}
 
-    return serve(request, settings, action, REST, ("POST",))
+    return serve(request, settings, services, door, action, REST, ("POST",))
 
 
-def handle_query(request, job_id, settings, services):
-    def action():
+def handle_query(request, job_id, settings, services, door=None):
+    def action(identity):
+        check_callable("job", "query", settings.expose)
         job, logs, node = mesh.query_job(services, parse_job_id(job_id), settings.timeout)
         return 200, job_response(job, logs, node)
 
-    return serve(request, settings, action, REST, ("GET", "HEAD"))
+    return serve(request, settings, services, door, action, REST, ("GET", "HEAD"))
 
 
-def handle_cancel(request, job_id, settings, services):
-    def action():
+def handle_cancel(request, job_id, settings, services, door=None):
+    def action(identity):
+        check_callable("job", "cancel", settings.expose)
         try:
             mesh.cancel_job(services, parse_job_id(job_id), settings.timeout)
         except JobNotRunning:
             pass  # cancelling a job that has already ended changes nothing: it succeeds
         return 200, {"msg": CANCELLED_MESSAGE}
 
-    return serve(request, settings, action, REST, ("POST",))
+    return serve(request, settings, services, door, action, REST, ("POST",))
 
 
-def handle_health(request, settings, services):
-    def action():
+def handle_health(request, settings, services, door=None):
+    def action(identity):
         timeout = min(settings.timeout, mesh.SIDE_TIMEOUT)
         machines, failure = mesh.machines_or_failure(services, timeout)
         return health_report(machines, failure)
 
-    return serve(request, settings, action, REST, ("GET", "HEAD"))
+    return serve(request, settings, services, door, action, REST, ("GET", "HEAD"))
 
 
 def no_route(request):

@@ -6,6 +6,7 @@ from nameko.extensions import DependencyProvider
 from services.common.cluster import DynamicRpc
 
 from . import routes
+from .auth import Auth
 from .settings import check_address, read_settings
 from .web import http
 
@@ -19,7 +20,7 @@ class Settings(DependencyProvider):
         # What nameko really binds: its own default is every interface, so a
         # runner that forgot gateway_config() is refused unless tokens are set.
         bound = config.get(WEB_SERVER_CONFIG_KEY, "0.0.0.0:8000")
-        check_address(bound, self.settings.tokens)
+        check_address(bound, self.settings.tokens, self.settings.users)
 
     def get_dependency(self, worker_ctx):
         return self.settings
@@ -32,27 +33,28 @@ class GatewayService:
 
     settings = Settings()
     services = DynamicRpc()
+    door = Auth()
 
     @http("GET,POST", "/proxy/<path:target>")
     def proxy(self, request, target):
-        return routes.handle_proxy(request, target, self.settings, self.services)
+        return routes.handle_proxy(request, target, self.settings, self.services, self.door)
 
     # The Slurm-style REST API (SPEC 8); "*" so that a wrong method gets a JSON 405.
     @http("*", "/jobs/submit")
     def rest_submit(self, request):
-        return routes.handle_submit(request, self.settings, self.services)
+        return routes.handle_submit(request, self.settings, self.services, self.door)
 
     @http("*", "/jobs/query/<job_id>")
     def rest_query(self, request, job_id):
-        return routes.handle_query(request, job_id, self.settings, self.services)
+        return routes.handle_query(request, job_id, self.settings, self.services, self.door)
 
     @http("*", "/jobs/cancel/<job_id>")
     def rest_cancel(self, request, job_id):
-        return routes.handle_cancel(request, job_id, self.settings, self.services)
+        return routes.handle_cancel(request, job_id, self.settings, self.services, self.door)
 
     @http("*", "/health")
     def rest_health(self, request):
-        return routes.handle_health(request, self.settings, self.services)
+        return routes.handle_health(request, self.settings, self.services, self.door)
 
     @http("*", "/")
     @http("*", "/<path:path>")

@@ -10,8 +10,18 @@ Keys read from ``GATEWAY`` (defaults from :mod:`services.config`):
     and white space (handy with ``${GATEWAY_TOKENS:}`` substitution). Beyond
     loopback at least one is required, and none may be a placeholder or
     shorter than 16 characters (:mod:`services.common.exposure`).
+``users``
+    True when callers authenticate as users of central's ``user`` service
+    (``mirror user add``): a gateway bound beyond loopback needs it or
+    ``tokens``, and on loopback it turns off the open mode in which callers
+    act as the admin ``local`` until the first user exists.
+``auth_cache``
+    Seconds an authentication answer of central is reused (default 10): a
+    revoked token stops working within that time.
 ``expose``
-    fnmatch patterns of the services callable through ``/proxy``; ``"*"`` is all.
+    fnmatch patterns of the services callable through ``/proxy`` (default: the
+    user services of :data:`services.common.surface.USER_SERVICES`); a call
+    internal to the mesh is refused whatever they say.
 ``max_body``
     Largest request body accepted, in bytes.
 ``timeout``
@@ -32,9 +42,13 @@ from services.common.exposure import (
     is_loopback_host,
     is_weak_token,
 )
+from services.common.surface import USER_SERVICES
 from services.config import DEFAULTS
 
 DEFAULT_MAX_WORKERS = 64
+
+# The other way past the token rule: callers authenticate as users.
+OR_USERS = "; or set GATEWAY.users: true and add users with `mirror user add`"
 
 _SPLIT = re.compile(r"[\s,]+")
 
@@ -46,6 +60,8 @@ class GatewaySettings:
     expose: tuple
     max_body: int
     timeout: float
+    users: bool = False
+    auth_cache: float = 10.0
 
 
 def _names(value):
@@ -76,13 +92,26 @@ def read_settings(config):
         raise ValueError("GATEWAY.max_body must not be negative")
     if timeout <= 0:
         raise ValueError("GATEWAY.timeout must be positive")
+    try:
+        auth_cache = float(gw.get("auth_cache", 10))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"GATEWAY.auth_cache must be a number of seconds: {exc}") from exc
     return GatewaySettings(
         address=str(gw["address"]),
         tokens=_names(gw.get("tokens")),
-        expose=_names(gw.get("expose")),
+        expose=USER_SERVICES if gw.get("expose") is None else _names(gw.get("expose")),
         max_body=max_body,
         timeout=timeout,
+        users=flag(gw.get("users")),
+        auth_cache=max(auth_cache, 0.0),
     )
+
+
+def flag(value):
+    """A YAML boolean, also as the text ``true``/``1``/``yes`` (``${VAR:}`` substitution)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def is_loopback(address):
@@ -94,10 +123,12 @@ def is_loopback(address):
     return bool(sep) and is_loopback_host(host)
 
 
-def check_address(address, tokens):
+def check_address(address, tokens, users=False):
     """Raise ``ValueError`` when ``address`` is beyond loopback and a token is missing or weak.
 
-    The message is one line naming the setting to change; it never quotes a token.
+    Beyond loopback, ``users`` (``GATEWAY.users``: callers authenticate as
+    users) stands in for ``tokens``; a token given must still be strong. The
+    message is one line naming the setting to change; it never quotes a token.
     """
     if is_loopback(address):
         return
@@ -106,7 +137,9 @@ def check_address(address, tokens):
         f"set a secret of {MIN_TOKEN_LENGTH} characters or more, {HOW_TO_GENERATE}"
     )
     if not tokens:
-        raise ValueError(f"gateway bound to {address} needs {fix}")
+        if users:
+            return
+        raise ValueError(f"gateway bound to {address} needs {fix}{OR_USERS}")
     weak = [str(n) for n, token in enumerate(tokens, 1) if is_weak_token(token)]
     if weak:
         raise ValueError(
@@ -118,7 +151,7 @@ def check_address(address, tokens):
 def check_bind(config):
     """SPEC 11: strong bearer tokens are required when the gateway binds beyond loopback."""
     gw = section(config)
-    check_address(gw["address"], _names(gw.get("tokens")))
+    check_address(gw["address"], _names(gw.get("tokens")), flag(gw.get("users")))
 
 
 def gateway_config(config):

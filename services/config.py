@@ -44,7 +44,11 @@ DEFAULTS = {
     "GATEWAY": {
         "address": "127.0.0.1:8000",
         "tokens": [],
-        "expose": ["*"],
+        # None: the user services (services.common.surface.USER_SERVICES).
+        "expose": None,
+        # Callers authenticate as users (``mirror user add``); see gateway/auth.py.
+        "users": False,
+        "auth_cache": 10,
         "max_body": 16 * 1024**2,
         "timeout": 30,
     },

@@ -80,6 +80,7 @@ def central_services(config):
     from services.central.jobgetdata import JobGetDataService
     from services.central.machine import machine_service
     from services.central.project import ProjectService
+    from services.central.user import UserService
 
     return [
         ProjectService,
@@ -88,6 +89,7 @@ def central_services(config):
         JobService,
         JobGetDataService,
         machine_service(config),
+        UserService,
     ]
 
 

@@ -1,9 +1,10 @@
-"""The ``calcpackage`` service: register and list calculation packages."""
+"""The ``calcpackage`` service: register, list and share calculation packages."""
 
 from adapters.package import inspect_package
 from services.central.checks import decode
-from services.central.providers import Database
-from services.common.rpc import mirror_rpc
+from services.central.providers import Caller, Database
+from services.common.errors import MirrorError
+from services.common.rpc import mirror_rpc, to_int
 
 
 class CalcPackageService:
@@ -12,16 +13,31 @@ class CalcPackageService:
     name = "calcpackage"
 
     db = Database()
+    caller = Caller()
 
     @mirror_rpc
     def new(self, name, content):
-        """Check and register base64 zip ``content``; answer its c_id."""
+        """Check and register base64 zip ``content``; answer its c_id.
+
+        The package belongs to the caller; an admin's is shared with every user.
+        """
         data = decode(content, "content")
         # Validation first: a package with a bad adapter is never stored.
         adapter = inspect_package(data, f"{name}.zip")
-        return self.db.catalog.new_package(name, data, adapter)
+        caller = self.caller
+        return self.db.catalog.new_package(
+            name, data, adapter, owner=caller.name, shared=caller.admin
+        )
 
     @mirror_rpc
     def list(self):
-        """Every registered package."""
-        return self.db.catalog.list_packages()
+        """Every package the caller may use: their own and the shared ones."""
+        return self.db.catalog.list_packages(user=self.caller.scope)
+
+    @mirror_rpc
+    def share(self, c_id, shared=1):
+        """Make package ``c_id`` usable by every user (``shared=0``: by its owner alone); admins only."""
+        if not self.caller.admin:
+            raise MirrorError("only an admin may share a calcpackage")
+        self.db.catalog.share(to_int(c_id, "c_id"), bool(to_int(shared, "shared")))
+        return []

@@ -5,7 +5,7 @@ import logging
 from nameko.dependency_providers import Config
 from nameko.exceptions import RpcTimeout, UnknownService
 
-from services.central.providers import Database
+from services.central.providers import Caller, Database
 from services.common.cluster import DynamicRpc
 from services.common.errors import MirrorError
 from services.common.jobstates import FAILED, FINAL, KILLED, PREPARING, QUEUED
@@ -26,22 +26,23 @@ class JobService:
     db = Database()
     services = DynamicRpc()
     config = Config()
+    caller = Caller()
 
-    # -- for users ---------------------------------------------------------
+    # -- for users: their own jobs (an admin: every job); any other is missing --
     @mirror_rpc
     def getrid(self, job_id):
         """The resource machine of a job."""
-        return self.db.jobs.getrid(to_int(job_id, "job_id"))
+        return self.db.jobs.getrid(to_int(job_id, "job_id"), owner=self.caller.scope)
 
     @mirror_rpc
     def query(self, job_id):
         """The full record of a job (SPEC section 6)."""
-        return self.db.jobs.get(to_int(job_id, "job_id"))
+        return self.db.jobs.get(to_int(job_id, "job_id"), owner=self.caller.scope)
 
     @mirror_rpc
     def events(self, job_id):
         """A job's events, oldest first."""
-        return self.db.jobs.events(to_int(job_id, "job_id"))
+        return self.db.jobs.events(to_int(job_id, "job_id"), owner=self.caller.scope)
 
     @mirror_rpc
     def list(self, state=None, rid=None, p_id=None, limit=100):
@@ -51,13 +52,14 @@ class JobService:
             rid=to_int(rid, "rid", optional=True),
             p_id=to_int(p_id, "p_id", optional=True),
             limit=to_int(limit, "limit"),
+            owner=self.caller.scope,
         )
 
     @mirror_rpc
     def cancel(self, job_id, reason="cancelled by user"):
         """Stop a job in any unfinished state: queued ones here, others on their machine."""
         job_id = to_int(job_id, "job_id")
-        job = self.db.jobs.get(job_id)
+        job = self.db.jobs.get(job_id, owner=self.caller.scope)
         if job["state"] in FINAL:
             raise MirrorError(f"job not running , jobid : {job_id}")
         if job["state"] == QUEUED and self.db.jobs.cancel_queued(job_id, reason):
@@ -78,11 +80,33 @@ class JobService:
             raise MirrorError(value)
         return []
 
-    # -- for agents --------------------------------------------------------
+    # -- for the gateway -----------------------------------------------------
     @mirror_rpc
-    def fetch(self, job_id):
-        """The job record plus where its package and project files are."""
-        return self._bundle(self.db.jobs.get(to_int(job_id, "job_id")))
+    def owned(self, job_id):
+        """``[]`` when the caller may act on the job, else the missing job's error.
+
+        The gateway asks before it forwards a user's per-machine call: agents
+        act for whoever reaches them.
+        """
+        self.db.jobs.owned(to_int(job_id, "job_id"), owner=self.caller.scope)
+        return []
+
+    # -- for agents (internal to the mesh, services.common.surface) ----------
+    @mirror_rpc
+    def fetch(self, job_id, rid=None):
+        """The job record plus where its package and project files are.
+
+        With ``rid``, refused unless the job is placed on that machine.
+        """
+        job = self.db.jobs.get(to_int(job_id, "job_id"))
+        rid = to_int(rid, "rid", optional=True)
+        if rid is not None and job["rid"] is None:
+            raise MirrorError(f"job {job['job_id']} is waiting for a resource machine, not {rid}")
+        if rid is not None and job["rid"] != rid:
+            raise MirrorError(
+                f"job {job['job_id']} belongs to resource machine {job['rid']}, not {rid}"
+            )
+        return self._bundle(job)
 
     @mirror_rpc
     def claim(self, job_id, rid):
@@ -110,10 +134,10 @@ class JobService:
 
     @mirror_rpc
     def report(self, job_id, rid, changes, expect=None):
-        """Apply one agent report; answer the job's record."""
-        return self.db.jobs.report(
-            to_int(job_id, "job_id"), to_int(rid, "rid", optional=True), changes, expect
-        )
+        """Apply one report of machine ``rid`` on a job placed on it; answer the job's record."""
+        if not isinstance(changes, dict):
+            raise MirrorError("changes must be an object")
+        return self.db.jobs.report(to_int(job_id, "job_id"), to_int(rid, "rid"), changes, expect)
 
     @mirror_rpc
     def batch(self, rid, reports=(), claim=None):
@@ -153,7 +177,7 @@ class JobService:
         return out
 
     @mirror_rpc
-    def remove(self, job_id, rid=None):
-        """Delete a job with its steps and events."""
-        self.db.jobs.remove(to_int(job_id, "job_id"), to_int(rid, "rid", optional=True))
+    def remove(self, job_id, rid):
+        """Delete a job placed on machine ``rid``, with its steps and events."""
+        self.db.jobs.remove(to_int(job_id, "job_id"), to_int(rid, "rid"))
         return []

@@ -13,7 +13,7 @@ from services.central.checks import (
     script_state,
     split_tags,
 )
-from services.central.providers import Database, JobQueues
+from services.central.providers import Caller, Database, JobQueues
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
 
@@ -27,23 +27,33 @@ class JobDispatchService:
 
     db = Database()
     queues = JobQueues()
+    caller = Caller()
 
     @mirror_rpc
     def do(self, p_id, c_id, para_name="para.xml", rid=None, tags=None):
-        """One queued job per state of the project's parameter file; answer their ids."""
+        """One queued job per state of the project's parameter file; answer their ids.
+
+        The caller's own project, with a package they may use; the jobs are theirs.
+        """
         p_id, c_id = to_int(p_id, "p_id"), to_int(c_id, "c_id")
         rid = to_int(rid, "rid", optional=True)
         tags = split_tags(tags)
-        catalog = self.db.catalog
-        catalog.require_project(p_id)
+        catalog, caller = self.db.catalog, self.caller
+        catalog.require_project(p_id, owner=caller.scope)
+        if caller.scope is not None:
+            catalog.require_package(c_id, user=caller.scope)
         adapter = catalog.adapter(c_id)
-        states = parse_params(catalog.read_project_file(p_id, para_name), para_name)
+        states = parse_params(
+            catalog.read_project_file(p_id, para_name, owner=caller.scope), para_name
+        )
         if rid is not None:
             placements = [rid] * len(states)
         else:
             ncpus = max(int(s.params.get("NCPUS", 1)) for s in states)
             placements = self.db.machines.choose(len(states), ncpus, tags)
-        ids = self.db.jobs.create(p_id, c_id, para_name, states, adapter.step_ids, placements, tags)
+        ids = self.db.jobs.create(
+            p_id, c_id, para_name, states, adapter.step_ids, placements, tags, owner=caller.name
+        )
         self._publish(ids, states, placements)
         log.info("Project<%s> dispatched with CalcPackage<%s>: %d job(s)", p_id, c_id, len(ids))
         return ids
@@ -66,10 +76,14 @@ class JobDispatchService:
         submission_id=None,
     ):
         """Run ``script`` as a one-step job; answer its job id (the same for a repeated ``submission_id``)."""
+        caller = self.caller
         if submission_id is not None:
             existing = self.db.jobs.by_submission(str(submission_id))
             if existing is not None:
-                return existing
+                job_id, owner = existing
+                if caller.scope is not None and owner != caller.scope:
+                    raise MirrorError(f"submission_id {submission_id!r} is already taken")
+                return job_id
         ncpus = check_positive_int(ncpus, "ncpus")
         state = script_state(script, ncpus, check_minutes(time_limit))
         environment = check_environment(environment)
@@ -101,7 +115,7 @@ class JobDispatchService:
             "stderr_path": stderr,
         }
         (job_id,) = self.db.jobs.create(
-            p_id, c_id, "", [state], adapter.step_ids, [rid], tags, extra=extra
+            p_id, c_id, "", [state], adapter.step_ids, [rid], tags, extra=extra, owner=caller.name
         )
         self._publish([job_id], [state], [rid])
         log.info("Job<%s> submitted as a script%s", job_id, f" ({name})" if name else "")

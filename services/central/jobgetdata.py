@@ -1,6 +1,6 @@
 """The ``jobgetdata`` service: a job's monitoring and result URLs."""
 
-from services.central.providers import Database
+from services.central.providers import Caller, Database
 from services.common.jobstates import DONE, RUNNING
 from services.common.rpc import mirror_rpc, to_int
 
@@ -25,8 +25,9 @@ class JobGetDataService:
     name = "jobgetdata"
 
     db = Database()
+    caller = Caller()
 
     @mirror_rpc
     def do(self, job_id):
-        """The ``process`` and ``result`` of a job."""
-        return job_data(self.db.jobs.get(to_int(job_id, "job_id")))
+        """The ``process`` and ``result`` of a job of the caller."""
+        return job_data(self.db.jobs.get(to_int(job_id, "job_id"), owner=self.caller.scope))

@@ -1,7 +1,7 @@
 """The ``project`` service: projects and their input files."""
 
 from services.central.checks import check_file_name, decode
-from services.central.providers import Database
+from services.central.providers import Caller, Database
 from services.common.rpc import mirror_rpc, to_int
 
 
@@ -11,28 +11,30 @@ class ProjectService:
     name = "project"
 
     db = Database()
+    caller = Caller()
 
     @mirror_rpc
     def new(self, name, description=""):
-        """Create a project; answer its p_id."""
-        return self.db.catalog.new_project(name, description)
+        """Create a project of the caller; answer its p_id."""
+        return self.db.catalog.new_project(name, description, owner=self.caller.name)
 
     @mirror_rpc
     def upload(self, p_id, name, content):
         """Store base64 ``content`` as file ``name`` of project ``p_id``."""
         p_id = to_int(p_id, "p_id")
         name = check_file_name(name)
-        self.db.catalog.upload(p_id, name, decode(content, "content"))
+        self.db.catalog.upload(p_id, name, decode(content, "content"), owner=self.caller.scope)
         return []
 
     @mirror_rpc
     def list(self):
-        """Every project with its file names."""
-        return self.db.catalog.list_projects()
+        """Every project of the caller (an admin: every one) with its file names."""
+        return self.db.catalog.list_projects(owner=self.caller.scope)
 
     @mirror_rpc
     def getalljob(self, p_id):
         """The job summaries of project ``p_id``, newest first."""
         p_id = to_int(p_id, "p_id")
-        self.db.catalog.require_project(p_id)
-        return self.db.jobs.list(p_id=p_id, limit=None)
+        scope = self.caller.scope
+        self.db.catalog.require_project(p_id, owner=scope)
+        return self.db.jobs.list(p_id=p_id, limit=None, owner=scope)

@@ -1,4 +1,4 @@
-"""Dependency providers of the central services: the database storage and the job queues.
+"""Dependency providers of the central services: the database storage, the job queues, the caller.
 
 Each provider builds its clients once per container and gives every worker a
 small object with only what a service uses, never the provider itself.
@@ -15,6 +15,8 @@ from services.central.storage.catalog import Catalog
 from services.central.storage.jobstore import JobStore
 from services.central.storage.registry import Registry
 from services.central.storage.submissions import Submissions
+from services.central.storage.users import Users
+from services.common.identity import identity_of
 from services.common.names import JOBS_EXCHANGE, job_queue
 from services.filestore import FileStore
 
@@ -33,6 +35,7 @@ class Storage:
     jobs: JobStore
     machines: Registry
     submissions: Submissions
+    users: Users
 
 
 class Database(DependencyProvider):
@@ -50,6 +53,7 @@ class Database(DependencyProvider):
             jobs=jobs,
             machines=Registry(Session, jobs, config["AGENT"]),
             submissions=Submissions(catalog),
+            users=Users(Session),
         )
 
     def stop(self):
@@ -92,3 +96,15 @@ class JobQueues(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.queues
+
+
+class Caller(DependencyProvider):
+    """Each worker gets the :class:`~services.common.identity.Identity` of its caller.
+
+    It comes from the call's context data: the gateway names the user it
+    authenticated there; a call that names nobody comes from inside the mesh
+    and acts as the built-in admin ``local``.
+    """
+
+    def get_dependency(self, worker_ctx):
+        return identity_of(worker_ctx.data)

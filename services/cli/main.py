@@ -1,7 +1,7 @@
 """``mirror``: parse the command line and run the command's handler.
 
 Every parser carries its handler as ``args.handler(config, args)``: the daemon
-commands (``daemons.py``), the user commands (``projects.py``, ``jobs.py``,
+commands (``daemons.py``), the user commands (``projects.py``, ``jobs.py``, ``users.py``,
 ``download.py``, run through ``session.command``) and ``mirror demo``.
 """
 
@@ -31,6 +31,7 @@ from services.cli.projects import (
     submit_script,
 )
 from services.cli.session import command
+from services.cli.users import user_add, user_list, user_passwd, user_revoke, user_token
 from services.config import ConfigError, load_config
 
 
@@ -172,6 +173,27 @@ def add_user_commands(sub):
     sub.add_parser("machines", help="the resource machines").set_defaults(
         handler=command(list_machines)
     )
+    add_user_admin_commands(sub)
+
+
+def add_user_admin_commands(sub):
+    """Add ``mirror user``: the users who call through the gateway, and their tokens."""
+    user = sub.add_parser("user", help="users of the gateway: add, list, token, revoke, passwd")
+    usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = usub.add_parser("add", help="add a user; prints their bearer token once")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--admin", action="store_true", help="sees and acts on everything")
+    add.set_defaults(handler=command(user_add))
+    usub.add_parser("list", help="list the users").set_defaults(handler=command(user_list))
+    token = usub.add_parser("token", help="a new token for a user (the old one stops working)")
+    token.add_argument("name", metavar="NAME")
+    token.set_defaults(handler=command(user_token))
+    revoke = usub.add_parser("revoke", help="refuse a user's token and password")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.set_defaults(handler=command(user_revoke))
+    passwd = usub.add_parser("passwd", help="set a user's password (typed twice, or from stdin)")
+    passwd.add_argument("name", metavar="NAME")
+    passwd.set_defaults(handler=command(user_passwd))
 
 
 def main(argv=None):

@@ -3,6 +3,7 @@
 import pytest
 
 from gateway import check_bind, gateway_config
+from gateway.settings import OR_USERS
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,7 @@ FIX = (
 def test_check_bind_beyond_loopback_needs_tokens(address):
     with pytest.raises(ValueError) as info:
         check_bind({"GATEWAY": {"address": address, "tokens": []}})
-    assert str(info.value) == f"gateway bound to {address} needs {FIX}"
+    assert str(info.value) == f"gateway bound to {address} needs {FIX}{OR_USERS}"
     check_bind({"GATEWAY": {"address": address, "tokens": [STRONG]}})
 
 
@@ -32,7 +33,7 @@ def test_check_bind_beyond_loopback_needs_tokens(address):
 def test_check_bind_counts_empty_tokens_as_none(tokens):
     with pytest.raises(ValueError) as info:
         check_bind({"GATEWAY": {"address": "0.0.0.0:8000", "tokens": tokens}})
-    assert str(info.value) == f"gateway bound to 0.0.0.0:8000 needs {FIX}"
+    assert str(info.value) == f"gateway bound to 0.0.0.0:8000 needs {FIX}{OR_USERS}"
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from adapters.adapter import parse_adapter
 from db.models import CalcPackage, Project, ProjectFile
 from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError, package_missing, project_missing
+from services.common.identity import LOCAL_NAME
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def project_dict(project):
         "p_id": project.id,
         "name": project.name,
         "description": project.description,
+        "owner": project.owner,
         "created": project.created.isoformat(),
         "files": [f.name for f in project.files],
     }
@@ -51,6 +53,8 @@ def package_dict(package):
         "version": package.version,
         "size": package.size,
         "sha256": package.sha256,
+        "owner": package.owner,
+        "shared": bool(package.shared),
         "created": package.created.isoformat(),
     }
 
@@ -77,39 +81,43 @@ class Catalog:
         self._adapters = {}
 
     # -- projects ----------------------------------------------------------
-    def new_project(self, name, description=""):
-        """Create a project; answer its p_id."""
+    # ``owner`` (a user name) limits a read or write to that user's projects:
+    # any other answers as missing. None (an admin, the mesh itself) reaches all.
+    def new_project(self, name, description="", owner=LOCAL_NAME):
+        """Create a project of ``owner``; answer its p_id."""
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("project name must be a non-empty string")
         with self.Session.begin() as session:
-            project = Project(name=name.strip(), description=str(description or ""))
+            project = Project(name=name.strip(), description=str(description or ""), owner=owner)
             session.add(project)
             session.flush()
             log.info("Project<%s> created: %s", project.id, project.name)
             return project.id
 
-    def require_project(self, p_id):
-        """Raise the seed's error if project ``p_id`` does not exist."""
+    def require_project(self, p_id, owner=None):
+        """Raise the seed's error if project ``p_id`` does not exist (or is not ``owner``'s)."""
         with self.Session() as session:
-            self.get_project(session, p_id)
+            self.get_project(session, p_id, owner)
 
-    def get_project(self, session, p_id):
+    def get_project(self, session, p_id, owner=None):
         """Project ``p_id`` in ``session``, or the seed's error."""
         project = session.get(Project, p_id)
-        if project is None:
+        if project is None or (owner is not None and project.owner != owner):
             raise project_missing(p_id)
         return project
 
-    def list_projects(self):
-        """Every project, oldest first."""
+    def list_projects(self, owner=None):
+        """Every project (of ``owner``), oldest first."""
+        query = select(Project).order_by(Project.id)
+        if owner is not None:
+            query = query.where(Project.owner == owner)
         with self.Session() as session:
-            projects = session.scalars(select(Project).order_by(Project.id)).all()
-            return [project_dict(p) for p in projects]
+            return [project_dict(p) for p in session.scalars(query).all()]
 
-    def upload(self, p_id, name, data):
+    def upload(self, p_id, name, data, owner=None):
         """Store ``data`` as project file ``name``; a second upload replaces the first."""
         with self.Session() as session:
-            self.get_project(session, p_id)
+            self.get_project(session, p_id, owner)
         remote = project_file_path(p_id, name)
         # Bytes first, record second: a record never points at a missing file.
         self.files.put_bytes(remote, data)
@@ -128,18 +136,23 @@ class Catalog:
                 existing.size, existing.sha256, existing.ftp_path = len(data), digest, remote
         log.info("Project<%s> file %s stored (%d bytes)", p_id, name, len(data))
 
-    def read_project_file(self, p_id, name):
+    def read_project_file(self, p_id, name, owner=None):
         """The bytes of file ``name`` of project ``p_id``."""
         with self.Session() as session:
-            project = self.get_project(session, p_id)
+            project = self.get_project(session, p_id, owner)
             match = [f for f in project.files if f.name == name]
         if not match:
             raise MirrorError(f"project {p_id} has no file '{name}'")
         return self.files.get_bytes(match[0].ftp_path)
 
     # -- packages ----------------------------------------------------------
-    def new_package(self, name, data, adapter):
-        """Register package zip ``data`` whose checked adapter is ``adapter``; answer its c_id."""
+    # ``user`` (a user name) limits a read to the packages that user may use:
+    # their own and the shared ones. None (an admin, the mesh itself) uses all.
+    def new_package(self, name, data, adapter, owner=LOCAL_NAME, shared=True):
+        """Register package zip ``data`` whose checked adapter is ``adapter``; answer its c_id.
+
+        A ``shared`` package is usable by every user, any other by its ``owner`` alone.
+        """
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("calcpackage name must be a non-empty string")
         digest = hashlib.sha256(data).hexdigest()
@@ -152,6 +165,8 @@ class Catalog:
                 size=len(data),
                 sha256=digest,
                 ftp_path="",
+                owner=owner,
+                shared=bool(shared),
             )
             session.add(package)
             session.flush()
@@ -198,17 +213,30 @@ class Catalog:
             adapter = self._adapters[c_id] = parse_adapter(text.encode("utf-8"), "adapter.xml")
         return adapter
 
-    def get_package(self, session, c_id):
-        """Registered package ``c_id`` in ``session``, or the seed's error."""
+    def get_package(self, session, c_id, user=None):
+        """Registered package ``c_id`` in ``session`` (usable by ``user``), or the seed's error."""
         package = session.get(CalcPackage, c_id)
         if package is None or not package.ftp_path:
             raise package_missing(c_id)
+        if user is not None and not package.shared and package.owner != user:
+            raise package_missing(c_id)
         return package
 
-    def list_packages(self):
-        """Every registered package, oldest first."""
+    def require_package(self, c_id, user=None):
+        """Raise the seed's error unless package ``c_id`` exists and ``user`` may use it."""
         with self.Session() as session:
-            packages = session.scalars(
-                select(CalcPackage).where(CalcPackage.ftp_path != "").order_by(CalcPackage.id)
-            ).all()
-            return [package_dict(p) for p in packages]
+            self.get_package(session, c_id, user)
+
+    def share(self, c_id, shared):
+        """Make package ``c_id`` usable by every user (``shared``) or by its owner alone."""
+        with self.Session.begin() as session:
+            self.get_package(session, c_id).shared = bool(shared)
+        log.info("CalcPackage<%s> %s", c_id, "shared" if shared else "no longer shared")
+
+    def list_packages(self, user=None):
+        """Every registered package (``user`` may use), oldest first."""
+        query = select(CalcPackage).where(CalcPackage.ftp_path != "").order_by(CalcPackage.id)
+        if user is not None:
+            query = query.where(CalcPackage.shared.is_(True) | (CalcPackage.owner == user))
+        with self.Session() as session:
+            return [package_dict(p) for p in session.scalars(query).all()]

@@ -18,6 +18,7 @@ from services.central.storage.records import (
 from services.central.storage.retry import retry_disconnects
 from services.central.storage.transitions import INSERT_EVENTS, apply_report, check_owner
 from services.common.errors import MirrorError, job_missing
+from services.common.identity import LOCAL_NAME
 from services.common.jobstates import ACTIVE, KILLED, PENDING, QUEUED, STATES, STEP_RESET
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,23 @@ class JobStore:
         self.Session = sessionmaker
 
     # -- creation ----------------------------------------------------------
-    def create(self, p_id, c_id, para_name, states, step_ids, placements, tags=(), extra=None):
+    def create(
+        self,
+        p_id,
+        c_id,
+        para_name,
+        states,
+        step_ids,
+        placements,
+        tags=(),
+        extra=None,
+        owner=LOCAL_NAME,
+    ):
         """Insert one job per state (with its steps and first event); return the ids.
 
         ``placements`` gives the resource machine of each state (None: not placed);
-        ``extra`` holds column values shared by every job (a script submission's).
+        ``extra`` holds column values shared by every job (a script submission's);
+        ``owner`` is the user the jobs belong to.
         """
         stamp = now()
         rows = [
@@ -51,6 +64,7 @@ class JobStore:
                 "ncpus": int(state.params.get("NCPUS", 1)),
                 "time_limit": state.params.get("TIME_LIMIT"),
                 "tags": list(tags),
+                "owner": owner,
                 "rid": rid,
                 "state": QUEUED,
                 "process": {},
@@ -86,32 +100,41 @@ class JobStore:
         return ids
 
     # -- reads -------------------------------------------------------------
-    def get(self, job_id):
+    # ``owner`` (a user name) limits a read to that user's jobs: any other job
+    # answers as a missing one. None (an admin, or the mesh itself) reads all.
+    def get(self, job_id, owner=None):
         """The full record of job ``job_id``."""
         with self.Session() as session:
-            return record(job_row(session, job_id), step_rows(session, job_id))
+            return record(job_row(session, job_id, owner=owner), step_rows(session, job_id))
 
-    def getrid(self, job_id):
+    def owned(self, job_id, owner=None):
+        """Refuse, as missing, a job that does not exist or is not ``owner``'s."""
+        with self.Session() as session:
+            found = session.scalar(select(Job.owner).where(Job.id == job_id))
+        if found is None or (owner is not None and found != owner):
+            raise job_missing(job_id)
+
+    def getrid(self, job_id, owner=None):
         """The resource machine of job ``job_id``; refused while it has none."""
         with self.Session() as session:
-            rid = session.scalar(select(Job.rid).where(Job.id == job_id))
-            if rid is None:
-                if session.get(Job, job_id) is None:
-                    raise job_missing(job_id)
-                raise MirrorError(f"job {job_id} is waiting for a resource machine")
-            return rid
+            row = session.execute(select(Job.rid, Job.owner).where(Job.id == job_id)).first()
+        if row is None or (owner is not None and row.owner != owner):
+            raise job_missing(job_id)
+        if row.rid is None:
+            raise MirrorError(f"job {job_id} is waiting for a resource machine")
+        return row.rid
 
-    def events(self, job_id):
+    def events(self, job_id, owner=None):
         """The events of job ``job_id``, oldest first."""
         with self.Session() as session:
-            job_row(session, job_id)
+            job_row(session, job_id, owner=owner)
             events = session.scalars(
                 select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
             ).all()
             return [event_dict(e) for e in events]
 
-    def list(self, state=None, rid=None, p_id=None, limit=100):
-        """Job summaries, newest first, filtered by states (comma-separated), machine, project."""
+    def list(self, state=None, rid=None, p_id=None, limit=100, owner=None):
+        """Job summaries, newest first, filtered by states (comma-separated), machine, project, owner."""
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
         if state is not None:
             states = [s.strip().upper() for s in str(state).split(",") if s.strip()]
@@ -125,13 +148,18 @@ class JobStore:
             query = query.where(JOBS.c.rid == rid)
         if p_id is not None:
             query = query.where(JOBS.c.project_id == p_id)
+        if owner is not None:
+            query = query.where(JOBS.c.owner == owner)
         with self.Session() as session:
             return [summary(row) for row in session.execute(query).mappings()]
 
     def by_submission(self, submission_id):
-        """The id of the job submitted with ``submission_id``, or None."""
+        """``(job id, owner)`` of the job submitted with ``submission_id``, or None."""
         with self.Session() as session:
-            return session.scalar(select(Job.id).where(Job.submission_id == submission_id))
+            row = session.execute(
+                select(Job.id, Job.owner).where(Job.submission_id == submission_id)
+            ).first()
+        return tuple(row) if row is not None else None
 
     def counts_by_machine(self):
         """``{rid: {"running": n, "cores": c, "queued": q}}`` over unfinished jobs."""

@@ -33,14 +33,15 @@ def parse_time(value):
     return datetime.fromisoformat(value)
 
 
-def job_row(db, job_id, *, lock=False):
+def job_row(db, job_id, *, lock=False, owner=None):
     """The job's row as a dict (locked for the transaction with ``lock``).
 
-    ``db`` is a session or a connection: both execute Core statements.
+    ``db`` is a session or a connection: both execute Core statements. With
+    ``owner`` (a user name), a job of someone else answers as a missing one.
     """
     query = SELECT_JOB_LOCKED if lock else SELECT_JOB
     row = db.execute(query, {"key": job_id}).mappings().first()
-    if row is None:
+    if row is None or (owner is not None and row["owner"] != owner):
         raise job_missing(job_id)
     return dict(row)
 
@@ -67,6 +68,7 @@ def summary(job):
         "job_id": job["id"],
         "p_id": job["project_id"],
         "c_id": job["package_id"],
+        "owner": job["owner"],
         "rid": job["rid"],
         "state": job["state"],
         "step": job["step"],

@@ -41,8 +41,16 @@ INSERT_EVENTS = insert(EVENTS)
 
 
 def check_owner(job, rid):
-    """Refuse a machine acting on a job placed on another one (``rid`` None: anyone)."""
-    if rid is not None and job["rid"] is not None and job["rid"] != rid:
+    """Refuse a machine acting on a job not placed on it (``rid`` None: central itself).
+
+    A job waiting for a machine belongs to none: no machine may claim or
+    report on it until the reconciler places it.
+    """
+    if rid is None:
+        return
+    if job["rid"] is None:
+        raise MirrorError(f"job {job['id']} is waiting for a resource machine, not {rid}")
+    if job["rid"] != rid:
         raise MirrorError(f"job {job['id']} belongs to resource machine {job['rid']}, not {rid}")
 
 
