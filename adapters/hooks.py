@@ -137,11 +137,19 @@ def plain(publish: dict) -> dict:
 def serve(result_fd: int) -> None:
     """Make the hook call read as JSON on stdin; write its outcome as JSON to ``result_fd``.
 
-    The request is ``{"path", "package_key", "name", "context"}``; the
-    outcome ``{"publish": {...}}`` plus ``"error": [filename, line, problem]``
-    when loading or calling raised a `HookError`.
+    The request is ``{"path", "package_key", "name", "context"}``, and
+    ``"user": [uid, gid, [groups]]`` to switch to before the module is read;
+    the outcome ``{"publish": {...}}`` plus ``"error": [filename, line,
+    problem]`` when loading or calling raised a `HookError`.
     """
     request = json.loads(sys.stdin.buffer.read())
+    if request.get("user"):
+        # Switched here, not before exec: the agent's interpreter may not be
+        # readable by that user; nothing of the package has run yet.
+        uid, gid, groups = request["user"]
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
     context = HookContext(**request["context"])
     outcome = {}
     try:

@@ -35,6 +35,8 @@ def call_hook(path, package_key, name, context, *, env, cwd, output, timeout, ru
             "publish": context.publish,
         },
     }
+    if run_as is not None:
+        request["user"] = [run_as.uid, run_as.gid, list(run_as.groups)]
     asked = os.memfd_create("mirror-hook-request")
     answer = os.memfd_create("mirror-hook-answer")
     try:
@@ -49,7 +51,6 @@ def call_hook(path, package_key, name, context, *, env, cwd, output, timeout, ru
                 stdout=out,
                 stderr=out,
                 pass_fds=(answer,),
-                run_as=run_as,
             )
         ended, code = processes.wait_exit(pid, timeout=timeout)
         if not ended:
