@@ -14,6 +14,7 @@ import pytest
 from agent_support import STEPS, TRIVIAL, close, make_job, prepared, run_to_end, runtime
 
 from services.agent import identity, processes
+from services.agent.services import agent_services
 from services.agent.steprun import launch_step
 from services.agent.steps import base_env
 from services.common.errors import MirrorError
@@ -226,3 +227,12 @@ def test_run_as_refuses_an_unknown_user_or_an_agent_not_root(run_as_user):
     )
     assert identity.resolve("") is None
     assert identity.resolve(RUN_AS).uid == run_as_user.pw_uid
+
+
+def test_an_agent_with_an_unknown_run_as_user_does_not_start():
+    config = {"AGENT": {"rid": 1, "run_as": "mirror-no-such-user", "heartbeat": 1}}
+    with pytest.raises(SystemExit) as info:
+        agent_services(config)
+    assert str(info.value) == (
+        "mirror: AGENT.run_as: user 'mirror-no-such-user' does not exist on this machine"
+    )
