@@ -1,15 +1,21 @@
-"""Load a package's hooks module in isolation and call its functions by name."""
+"""Load a package's hooks module in isolation and call its functions by name.
+
+Run as ``python -m adapters.hooks FD``, the module makes one call in a
+process of its own (`serve`): the agent never executes a package's code.
+"""
 
 import dataclasses
 import hashlib
 import importlib.util
+import json
+import os
 import pathlib
 import re
 import sys
 import types
 from collections.abc import Mapping
 
-from adapters.errors import HookError
+from adapters.errors import AdapterError, HookError
 from adapters.placeholders import is_identifier
 
 
@@ -120,3 +126,39 @@ def load_hooks(path: pathlib.Path, package_key: str) -> Hooks:
         sys.modules.pop(name, None)
     functions = types.MappingProxyType(public_functions(module))
     return Hooks(package_key=str(package_key), path=str(path), functions=functions)
+
+
+def plain(publish: dict) -> dict:
+    """``publish`` with text keys and JSON values; anything else as its text (how it is reported)."""
+    scalar = (str, int, float, bool, type(None))
+    return {str(k): v if isinstance(v, scalar) else str(v) for k, v in publish.items()}
+
+
+def serve(result_fd: int) -> None:
+    """Make the hook call read as JSON on stdin; write its outcome as JSON to ``result_fd``.
+
+    The request is ``{"path", "package_key", "name", "context"}``, and
+    ``"user": [uid, gid, [groups]]`` to switch to before the module is read;
+    the outcome ``{"publish": {...}}`` plus ``"error": [filename, line,
+    problem]`` when loading or calling raised a `HookError`.
+    """
+    request = json.loads(sys.stdin.buffer.read())
+    if request.get("user"):
+        # Switched here, not before exec: the agent's interpreter may not be
+        # readable by that user; nothing of the package has run yet.
+        uid, gid, groups = request["user"]
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+    context = HookContext(**request["context"])
+    outcome = {}
+    try:
+        load_hooks(request["path"], request["package_key"]).call(request["name"], context)
+    except AdapterError as exc:
+        outcome["error"] = [exc.filename, exc.line, exc.problem]
+    outcome["publish"] = plain(context.publish)
+    os.write(result_fd, json.dumps(outcome).encode())
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

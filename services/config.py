@@ -63,6 +63,14 @@ DEFAULTS = {
         # (besides the work root), e.g. ["/home", "/data"].
         "allowed_roots": [],
         "kill_grace": 5,
+        # Seconds a package's pre or post hook may run (in a process of its own).
+        "hook_timeout": 60,
+        # A user name: when the agent runs as root, steps and hooks run as this
+        # user and job directories belong to it. Empty: as the agent itself.
+        "run_as": "",
+        # A job directory is not built while the work root has less free space
+        # (bytes, or a size such as 1GiB).
+        "min_free": "1GiB",
         # Autorun records a step RUNNING once it has run this many seconds; a
         # shorter step is recorded once, when it ends (its journal covers a crash).
         "report_delay": 0.5,

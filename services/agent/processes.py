@@ -19,23 +19,42 @@ log = logging.getLogger(__name__)
 WRAPPER = '"$@"; code=$?; echo "exit $MIRROR_RUN_TOKEN $code" >> "$MIRROR_EXIT_FILE"; exit $code'
 
 
-def start(argv, *, cwd, env, stdout, stderr):
-    """Start ``argv`` as the leader of a new session; return its pid.
+def start(argv, *, cwd, env, stdout, stderr, run_as=None):
+    """Start the step ``argv`` in the exit-code wrapper as the leader of a new session; its pid.
 
     Its start time (`create_time`) is read only when it must be recorded:
-    while unreaped, our own child cannot be mistaken for another process.
+    while unreaped, our own child cannot be mistaken for another process
+    (`child_start`).
     """
     with open(stdout, "ab") as out, open(stderr, "ab") as err:
-        proc = subprocess.Popen(
+        return spawn(
             ["/bin/sh", "-c", WRAPPER, "mirror-step", *argv],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            start_new_session=True,
-            close_fds=True,
+            run_as=run_as,
         )
+
+
+def spawn(argv, *, cwd, env, stdin, stdout, stderr, pass_fds=(), run_as=None):
+    """Start ``argv`` as the leader of a new session, as ``run_as`` (a `RunAs`) if set; its pid."""
+    ids = {}
+    if run_as is not None:
+        ids = {"user": run_as.uid, "group": run_as.gid, "extra_groups": list(run_as.groups)}
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        pass_fds=pass_fds,
+        start_new_session=True,
+        close_fds=True,
+        **ids,
+    )
     # wait_exit owns waitpid for this pid.
     disown_process(proc)
     return proc.pid
@@ -48,13 +67,31 @@ def create_time(pid):
         return None
 
 
+def child_start(pid):
+    """The start time of ``pid`` if it is our own child not reaped yet, else None.
+
+    An unreaped child keeps its pid: the start time read is its own.
+    """
+    if not pid:
+        return None
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return None
+    return create_time(pid)
+
+
 def alive(pid, started):
-    """Whether ``pid`` is still the process started at ``started`` (never a reused pid)."""
-    if pid is None:
+    """Whether ``pid`` is still the process started at ``started`` (never a reused pid).
+
+    Without a start time nothing proves the pid is still the same process:
+    it counts as gone.
+    """
+    if pid is None or started is None:
         return False
     try:
         proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > 0.05:
+        if abs(proc.create_time() - started) > 0.05:
             return False
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -67,6 +104,7 @@ def find_step(job_id, step, job_dir=None):
     For a step whose pid never reached the central record (the agent died
     right after starting it); the wrapper shell is the oldest such process.
     With ``job_dir``, only a process of that directory (not of an earlier run).
+    A hook's process (``MIRROR_HOOK``) is never taken for the step.
     """
     found = []
     for proc in psutil.process_iter(["create_time"]):
@@ -75,6 +113,8 @@ def find_step(job_id, step, job_dir=None):
         except psutil.Error:
             continue
         if job_dir is not None and env.get("MIRROR_JOB_DIR") != str(job_dir):
+            continue
+        if "MIRROR_HOOK" in env:
             continue
         if env.get("MIRROR_JOB_ID") == str(job_id) and env.get("MIRROR_STEP") == step:
             found.append((proc.info["create_time"], proc.pid))
@@ -92,11 +132,20 @@ def token_of(pid):
         return None
 
 
+def leads(pid, started, token):
+    """Whether ``pid`` is the step leader started at ``started`` that carries ``token``.
+
+    The token check keeps a forged record (a pid and start time of some other
+    process) from ever being signalled: only a step carries a run token.
+    """
+    return bool(token) and alive(pid, started) and token_of(pid) == token
+
+
 def tree(pid, started, token=None):
     """Every live process of a job: the leader, its descendants, its session, its token."""
     found = {}
     leader = None
-    if alive(pid, started):
+    if leads(pid, started, token):
         leader = psutil.Process(pid)
         found[pid] = leader
         for child in leader.children(recursive=True):
@@ -120,7 +169,7 @@ def kill_tree(pid, started, token=None, grace=5.0):
     procs = tree(pid, started, token)
     if not procs:
         return 0
-    if alive(pid, started):
+    if leads(pid, started, token):
         try:
             os.killpg(pid, signal.SIGTERM)
         except OSError:
@@ -143,6 +192,28 @@ def kill_tree(pid, started, token=None, grace=5.0):
             pass
     log.info("killed process tree of pid %s", pid)
     return len(procs)
+
+
+def kill_child(pid):
+    """SIGKILL our own child ``pid``, its group and its descendants, then reap it."""
+    if child_start(pid) is None:
+        return
+    procs = []
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        pass
+    try:
+        # Unreaped, the pid (and so its group) is still our child's.
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    wait_exit(pid)
 
 
 def _running(proc):

@@ -5,15 +5,18 @@ autorun read and change its public attributes.
 """
 
 import logging
+import os
 import threading
 from pathlib import Path
 
 import eventlet
 
+from services.agent import identity
 from services.agent.central_client import CentralClient
 from services.agent.reporting import Outbox
 from services.agent.scheduler import Scheduler
-from services.agent.workspace import Workspace
+from services.agent.steps import base_env
+from services.agent.workspace import Workspace, parse_size
 from services.common.errors import MirrorError
 from services.filestore import FileStore
 
@@ -62,6 +65,12 @@ class AgentRuntime:
         ]
         self.kill_grace = float(agent.get("kill_grace", 5))
         self.report_delay = float(agent.get("report_delay", 0.5))
+        self.hook_timeout = float(agent.get("hook_timeout", 60))
+        # Checked first: an agent that cannot run steps as run_as must not start.
+        self.run_as = identity.resolve(agent.get("run_as") or "")
+        # What steps and hooks keep of the agent's environment, built once.
+        self.base_env = base_env(os.environ, self.run_as)
+        min_free = parse_size(agent.get("min_free", 0), "AGENT.min_free")
         self.autorun = bool(config["DEBUG"]["autorun_job"])
         self.interval = float(config["MONITOR"]["interval"])
         self.refs = 0
@@ -76,7 +85,7 @@ class AgentRuntime:
         # beats after the broker is back: the reconciler counts silent seconds.
         self.beat_limit = max(2 * beat, 1.0)
         self.files = files or FileStore(config["FTP"])
-        self.workspace = Workspace(agent["work_root"], self.files)
+        self.workspace = Workspace(agent["work_root"], self.files, min_free)
         self.scheduler = Scheduler(self.slots)
         self.running = {}
         self.published = {}

@@ -10,7 +10,7 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
 from nameko.timer import timer
 
-from services.agent import autorun, recovery, stages
+from services.agent import autorun, identity, recovery, stages
 from services.agent.logs import read_logs
 from services.agent.runtime import AgentRuntime
 from services.agent.steprun import launch_step
@@ -18,6 +18,7 @@ from services.agent.watch import watch_in_background
 from services.common.errors import MirrorError
 from services.common.names import job_queue, service_name
 from services.common.rpc import mirror_rpc, to_int
+from services.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,14 @@ class JobAgent:
 
 
 def agent_services(config):
-    """Build the service classes of the resource machine in ``config["AGENT"]["rid"]``."""
+    """Build the service classes of the resource machine in ``config["AGENT"]["rid"]``.
+
+    An ``AGENT.run_as`` the agent cannot honour ends the command with one line.
+    """
+    try:
+        identity.resolve(config["AGENT"].get("run_as"))
+    except ConfigError as exc:
+        raise SystemExit(f"mirror: {exc}") from None
     rid = int(config["AGENT"]["rid"])
     classes = [
         type(f"{base.__name__}{rid}", (base,), {"name": service_name(key, rid)})

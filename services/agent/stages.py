@@ -17,9 +17,9 @@ from adapters.filegen import data_path, generate_files
 from adapters.paths import confine
 from adapters.progress import read_progress
 from adapters.substitute import substitute
-from services.agent import processes
+from services.agent import identity, ledger, processes
 from services.agent.reporting import report
-from services.agent.steps import ADAPTER, utcnow
+from services.agent.steps import ADAPTER, LEDGER, utcnow
 from services.agent.workspace import copy_tree
 from services.common.errors import MirrorError
 from services.common.jobstates import (
@@ -98,9 +98,11 @@ def build_directory(rt, job, force=False, defer=False):
     built = job.get("path") and Path(job["path"]).is_dir()
     if built and not force and job["state"] != QUEUED:
         return job
+    rt.workspace.check_free(job["job_id"])
     path = rt.workspace.new_job_dir(job["job_id"])
     try:
         lay_out(rt.workspace, job, path)
+        identity.hand_over(path, rt.run_as)
     except (OSError, AdapterError, MirrorError) as exc:
         shutil.rmtree(path, ignore_errors=True)
         raise MirrorError(f"directory build of job {job['job_id']} failed: {exc}") from exc
@@ -152,6 +154,7 @@ def build_files(rt, job, defer=False):
     try:
         restore_templates(root, adapter, job["params"])
         generate_files(adapter, job["params"], root, root / ".mirror" / "proj", ADAPTER)
+        identity.hand_over(root, rt.run_as)
     except OSError as exc:
         raise MirrorError(f"file generation of job {job['job_id']} failed: {exc}") from exc
     return report(
@@ -260,6 +263,9 @@ def kill(rt, job, reason="killed by user"):
     changes = {"state": KILLED, "error": reason, "message": reason}
     if running is not None:
         running.killed = True
+        if running.started is None:
+            # Autorun reads a step's start time only when a report needs it.
+            running.started = processes.child_start(running.pid)
     # A running step's RUNNING report may still wait in the bundle, deferred.
     step = running.step if running is not None else job["step"] if job["state"] == RUNNING else None
     if step:
@@ -267,8 +273,11 @@ def kill(rt, job, reason="killed by user"):
     report(rt, job, changes, expect=[QUEUED, *ACTIVE])
     if running is not None:
         processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)
-    elif job.get("pid"):
-        processes.kill_tree(job["pid"], job.get("pid_start"), None, rt.kill_grace)
+    elif step and job.get("path"):
+        # Only a process carrying the run's token is signalled: the latest run's, from the ledger.
+        run = ledger.last_run(str(Path(job["path"]) / LEDGER), step)
+        token = run.token if run is not None else None
+        processes.kill_tree(job.get("pid"), job.get("pid_start"), token, rt.kill_grace)
     rt.running.pop(job["job_id"], None)
     log.info("Job<%s> killed", job["job_id"])
     return job

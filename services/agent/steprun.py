@@ -12,15 +12,18 @@ from pathlib import Path
 
 from adapters.errors import AdapterError, where_of
 from adapters.substitute import build_argv
-from services.agent import ledger, processes
+from services.agent import identity, ledger, processes
+from services.agent.hookproc import call_hook
 from services.agent.logs import stderr_tail
 from services.agent.reporting import report, write_journal
 from services.agent.stages import fail, job_dir, refuse_running
 from services.agent.steps import (
     ADAPTER,
     LEDGER,
+    LOGS,
     Running,
     hook_context,
+    job_env,
     log_paths,
     next_step,
     step_cwd,
@@ -47,6 +50,7 @@ class Launch:
     stdout: Path
     stderr: Path
     publish: dict
+    env: dict
 
 
 def launch_step(rt, job, step_id=None, defer_report=False):
@@ -96,10 +100,11 @@ def plan(rt, job, root, step_id):
         stdout, stderr = log_paths(rt.roots, rt.rid, job, root, workdir)
         for folder in {stdout.parent, stderr.parent}:
             folder.mkdir(parents=True, exist_ok=True)
+        env = step_env(rt.base_env, job, root, workdir, step_id)
     except (MirrorError, AdapterError) as exc:
         fail(rt, job, f"step {step_id}: {exc}", step_id)
         raise MirrorError(f"step {step_id} of job {job['job_id']} failed: {exc}") from exc
-    return Launch(root, step_id, step, adapter, workdir, argv, stdout, stderr, publish)
+    return Launch(root, step_id, step, adapter, workdir, argv, stdout, stderr, publish, env)
 
 
 def pre_hook(rt, job, launch):
@@ -108,7 +113,7 @@ def pre_hook(rt, job, launch):
         return
     context = hook_context(job, launch.root, launch.workdir, launch.step_id, launch.publish)
     try:
-        rt.workspace.hooks(job["package"], launch.adapter).call(launch.step.premethod, context)
+        run_hook(rt, job, launch.adapter, launch.step.premethod, context, launch.root)
     except AdapterError as exc:
         fail(rt, job, f"step {launch.step_id}: pre {exc.problem}", launch.step_id)
         raise MirrorError(
@@ -139,6 +144,8 @@ def start(rt, job, launch, changes, started, defer_report):
     err_offset = ledger.size(launch.stderr)
     try:
         ledger.record_start(ledger_file, step_id, token, ledger.size(launch.stdout), err_offset)
+        # The step's wrapper appends its exit code; new folders (workpath, logs) are the user's too.
+        identity.hand_over(root, rt.run_as)
     except OSError as exc:
         reason = f"step {step_id} could not start: {exc}"
         fail(rt, job, reason, step_id)
@@ -152,9 +159,10 @@ def start(rt, job, launch, changes, started, defer_report):
         pid = processes.start(
             launch.argv,
             cwd=str(launch.workdir),
-            env=step_env(job, root, launch.workdir, step_id, token, ledger_file),
+            env={**launch.env, "MIRROR_RUN_TOKEN": token, "MIRROR_EXIT_FILE": ledger_file},
             stdout=launch.stdout,
             stderr=launch.stderr,
+            run_as=rt.run_as,
         )
     except OSError as exc:
         reason = f"step {step_id} could not start: {exc}"
@@ -182,6 +190,8 @@ def start(rt, job, launch, changes, started, defer_report):
 def stop_step(rt, running):
     """Stop a step whose job moved on without it (refused, timed out, taken away)."""
     running.killed = True
+    if running.started is None:
+        running.started = processes.child_start(running.pid)
     processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)
     rt.running.pop(running.job_id, None)
 
@@ -213,7 +223,9 @@ def reattach(rt, job):
     step, root = job["step"], job_dir(rt, job)
     ledger_file = str(root / LEDGER)
     pid, started = job.get("pid"), job.get("pid_start")
-    if not pid:
+    if not pid or started is None:
+        # Without a start time the recorded pid proves nothing: the step is
+        # looked for by its environment, else counted as vanished.
         pid, started = processes.find_step(job["job_id"], step, root) or (None, None)
     token = None
     if processes.alive(pid, started):
@@ -292,7 +304,23 @@ def post_hook(rt, job, running):
     workdir = step_cwd(rt.roots, rt.rid, job, step, root)
     context = hook_context(job, root, workdir, running.step, running.publish)
     try:
-        rt.workspace.hooks(job["package"], adapter).call(step.postmethod, context)
-    except AdapterError as exc:
-        return exc.problem
+        run_hook(rt, job, adapter, step.postmethod, context, root)
+    except (AdapterError, MirrorError) as exc:
+        return getattr(exc, "problem", str(exc))
     return None
+
+
+def run_hook(rt, job, adapter, name, context, root):
+    """Call hook ``name`` in a process of its own, as the step would run; output in .mirror."""
+    package = job["package"]
+    return call_hook(
+        rt.workspace.package_dir(package) / adapter.hooks,
+        f"{package['c_id']}_{package['sha256'][:12]}",
+        name,
+        context,
+        env=job_env(rt.base_env, job, root, context.step),
+        cwd=str(root),
+        output=root / LOGS / "hooks.log",
+        timeout=rt.hook_timeout,
+        run_as=rt.run_as,
+    )

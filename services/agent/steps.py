@@ -12,6 +12,7 @@ from pathlib import Path
 
 from adapters.filegen import step_workdir
 from adapters.hooks import HookContext
+from services.common.envnames import check_submitted
 from services.common.errors import MirrorError
 from services.common.jobstates import DONE
 
@@ -62,24 +63,51 @@ def next_step(job, step_id):
     raise MirrorError(f"job {job['job_id']} has run all its steps; recover its results")
 
 
-def step_env(job, root, workdir, step, token, ledger_file):
-    """The step process's environment: the agent's own, the job's variables, Mirror's."""
-    env = dict(os.environ)
-    # The job directory and the workpath come first, then the agent's own interpreter.
-    env["PATH"] = os.pathsep.join(
-        [str(root), str(workdir), os.path.dirname(sys.executable), env.get("PATH", "")]
-    )
+# What a step or hook keeps of the agent's own environment; never the rest
+# (broker URI, file server passwords and whatever else the agent was given).
+ALLOWED_ENV = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER"})
+
+
+def base_env(environ, run_as=None):
+    """The allow-listed part of the agent's ``environ``, built once per agent.
+
+    With ``run_as`` (a `RunAs`) HOME and USER are that user's. PATH begins
+    with the agent's own interpreter directory.
+    """
+    env = {k: v for k, v in environ.items() if k in ALLOWED_ENV or k.startswith("LC_")}
+    if run_as is not None:
+        env.update(HOME=run_as.home, USER=run_as.name)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+    return env
+
+
+def job_env(base, job, root, step):
+    """``base`` with the job's variables, Mirror's and the submission's (`check_submitted`)."""
+    submitted = job.get("environment") or {}
+    try:
+        check_submitted(submitted)
+    except MirrorError as exc:
+        raise MirrorError(f"job {job['job_id']}: {exc}") from None
+    env = dict(base)
     env.update(
         MIRROR_JOB_ID=str(job["job_id"]),
         MIRROR_JOB_DIR=str(root),
         MIRROR_STEP=step,
         NCPUS=str(job["params"].get("NCPUS", 1)),
-        MIRROR_RUN_TOKEN=token,
-        MIRROR_EXIT_FILE=ledger_file,
         PYTHONUNBUFFERED="1",
     )
-    env.update({str(k): str(v) for k, v in (job.get("environment") or {}).items()})
+    env.update({str(k): str(v) for k, v in submitted.items()})
     return env
+
+
+def step_env(base, job, root, workdir, step):
+    """A step's `job_env`, the job directory and workpath first on PATH.
+
+    The run's ``MIRROR_RUN_TOKEN`` and ``MIRROR_EXIT_FILE`` are added as it starts.
+    """
+    base = dict(base)
+    base["PATH"] = os.pathsep.join([str(root), str(workdir), base.get("PATH", "")])
+    return job_env(base, job, root, step)
 
 
 def log_paths(roots, rid, job, root, workdir):
