@@ -10,7 +10,7 @@ from services.agent import stages
 from services.agent.steprun import launch_step
 from services.agent.watch import watch
 from services.common.errors import MirrorError
-from services.common.jobstates import DONE, PREPARING, READY
+from services.common.jobstates import DONE, PREPARING, QUEUED, READY
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def resume(rt, job, running=None):
 
 def catch_up(rt):
     """Enqueue the jobs already queued for this machine (messages taken before a restart)."""
-    for job in reversed(rt.central.call("job", "list", state="QUEUED", rid=rt.rid, limit=10000)):
+    for job in reversed(rt.central.call("job", "list", state=QUEUED, rid=rt.rid, limit=10000)):
         enqueue(rt, job["job_id"], job.get("ncpus", 1))
 
 

@@ -122,8 +122,9 @@ class CentralClient:
         return value
 
     # -- the calls agents make ------------------------------------------------
-    def fetch(self, job_id):
-        return self.call("job", "fetch", job_id=job_id)
+    def fetch(self, job_id, rid):
+        """The bundle of a job placed on machine ``rid`` (central refuses any other)."""
+        return self.call("job", "fetch", job_id=job_id, rid=rid)
 
     def claim(self, job_id, rid):
         """Claim a queued job; a retried claim that had already taken effect counts as done."""

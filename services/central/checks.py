@@ -9,6 +9,7 @@ import re
 
 from adapters.params import State
 from adapters.paths import confine
+from services.common.envnames import check_submitted
 from services.common.errors import MirrorError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -83,6 +84,7 @@ def check_environment(environment):
         if "\0" in text:
             raise MirrorError(f"environment variable {key} contains a NUL byte")
         out[key] = text
+    check_submitted(out)
     return out
 
 

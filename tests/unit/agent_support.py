@@ -25,8 +25,12 @@ class FakeCentral:
         self.calls = []
         self.refuse = None
 
-    def fetch(self, job_id):
+    def fetch(self, job_id, rid):
         self.calls.append(("fetch", job_id))
+        if self.job["rid"] != rid:
+            raise MirrorError(
+                f"job {job_id} belongs to resource machine {self.job['rid']}, not {rid}"
+            )
         return copy.deepcopy(self.job)
 
     def report(self, job_id, rid, changes, expect=None):
