@@ -90,6 +90,7 @@ DEFAULTS = {
         "stalled_intervals": 6,
     },
     "RPC": {"timeout": 30, "retries": 5},
+    "DISPATCH": {"max_param_bytes": 64 * 1024 * 1024},
 }
 
 # nameko reads HEARTBEAT, PREFETCH_COUNT, SERIALIZER... itself: Mirror's own

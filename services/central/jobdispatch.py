@@ -3,7 +3,9 @@
 import logging
 from collections import defaultdict
 
-from adapters.params import parse_params
+from nameko.dependency_providers import Config
+
+from adapters.params import parse_params, resolved_bytes
 from services.central.checks import (
     check_against_roots,
     check_environment,
@@ -16,6 +18,7 @@ from services.central.checks import (
 from services.central.providers import Caller, Database, JobQueues
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
+from services.config import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ class JobDispatchService:
     db = Database()
     queues = JobQueues()
     caller = Caller()
+    config = Config()
 
     @mirror_rpc
     def do(self, p_id, c_id, para_name="para.xml", rid=None, tags=None):
@@ -46,6 +50,7 @@ class JobDispatchService:
         states = parse_params(
             catalog.read_project_file(p_id, para_name, owner=caller.scope), para_name
         )
+        self._check_size(para_name, states)
         if rid is not None:
             placements = [rid] * len(states)
         else:
@@ -120,6 +125,18 @@ class JobDispatchService:
         self._publish([job_id], [state], [rid])
         log.info("Job<%s> submitted as a script%s", job_id, f" ({name})" if name else "")
         return job_id
+
+    def _check_size(self, para_name, states):
+        """Refuse a sweep whose stored parameters would exceed ``DISPATCH.max_param_bytes``."""
+        limits = self.config.get("DISPATCH") or DEFAULTS["DISPATCH"]
+        cap = int(limits["max_param_bytes"])
+        size = resolved_bytes(states)
+        if size > cap:
+            raise MirrorError(
+                f"{para_name}: the resolved parameters of its {len(states)} states take "
+                f"{size / 2**20:.1f} MiB, over the cap of {cap / 2**20:.1f} MiB "
+                "(DISPATCH.max_param_bytes); split the sweep or shorten its values"
+            )
 
     def _publish(self, ids, states, placements):
         """Queue each placed job on its machine; unplaced ones wait for the reconciler."""

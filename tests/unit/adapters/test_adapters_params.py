@@ -7,7 +7,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from adapters.errors import AdapterError, PathEscapeError, UnsafeXMLError
-from adapters.params import State, count_states, join_values, parse_params, split_values
+from adapters.params import (
+    State,
+    count_states,
+    join_values,
+    parse_params,
+    resolved_bytes,
+    split_values,
+)
 
 IDENT = "(letters, digits and '_', not starting with a digit, not a Python keyword)"
 
@@ -260,3 +267,14 @@ def test_product_of_any_values(a, b):
 def test_split_inverts_join(values):
     assume(values)
     assert split_values(join_values(values)) == values
+
+
+def test_resolved_bytes_counts_a_repeated_value_in_every_state():
+    data = (
+        b'<Para><Param name="note" type="str">abcd</Param>'
+        b'<Param name="x" type="int" multistate="1">1;2;3</Param></Para>'
+    )
+    states = parse_params(data)
+    assert states[0].params == {"note": "abcd", "x": 1, "NCPUS": 1}
+    # Per state: "note" (4) + "abcd" (4), "x" (1) + a number (24), "NCPUS" (5) + a number.
+    assert resolved_bytes(states) == 3 * (4 + 4 + 1 + 24 + 5 + 24)
