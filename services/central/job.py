@@ -80,6 +80,38 @@ class JobService:
             raise MirrorError(value)
         return []
 
+    @mirror_rpc
+    def logs(self, job_id, step=None, offset_out=0, offset_err=0, max_bytes=65536):
+        """A step's stdout and stderr from byte offsets, read on the job's machine.
+
+        The same answer as ``jobagent_N.logs``, for the job's owner: users
+        reach logs here, since agents' own services are internal to the mesh.
+        """
+        job_id = to_int(job_id, "job_id")
+        job = self.db.jobs.get(job_id, owner=self.caller.scope)
+        if job["rid"] is None:
+            raise MirrorError(f"job {job_id} is waiting for a resource machine")
+        kwargs = {
+            "job_id": job_id,
+            "step": step,
+            "offset_out": to_int(offset_out, "offset_out"),
+            "offset_err": to_int(offset_err, "offset_err"),
+            "max_bytes": to_int(max_bytes, "max_bytes"),
+        }
+        agent = service_name("jobagent", job["rid"])
+        try:
+            code, value = self.services.call(
+                agent, "logs", kwargs, float(self.config["RPC"]["timeout"])
+            )
+        except (UnknownService, RpcTimeout) as exc:
+            raise MirrorError(
+                f"resource machine {job['rid']} did not answer ({type(exc).__name__}); "
+                f"the logs of job {job_id} are on it"
+            ) from exc
+        if code != 0:
+            raise MirrorError(value)
+        return value
+
     # -- for the gateway -----------------------------------------------------
     @mirror_rpc
     def owned(self, job_id):

@@ -141,8 +141,9 @@ def test_someone_elses_work_is_missing(mesh, people):
     missing = MISSING_JOB.format(job_id)
 
     # Reads: exactly as for a job that does not exist.
-    for target in ("job-query", "job-events", "job-getrid", "jobgetdata-do"):
+    for target in ("job-query", "job-events", "job-getrid", "job-logs", "jobgetdata-do"):
         assert bob.refused(target, job_id=job_id) == missing, target
+    assert set(ann.ok("job-logs", job_id=job_id)) >= {"stdout", "stderr"}
     assert job_id not in [j["job_id"] for j in bob.ok("job-list")]
     assert job_id in [j["job_id"] for j in ann.ok("job-list")]
     assert p_id not in [p["p_id"] for p in bob.ok("project-list")]
