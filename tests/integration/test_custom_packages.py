@@ -1,11 +1,13 @@
 """Custom packages in manual mode: failing steps and hooks, literal parameter values, kill
 and delete of live and finished jobs."""
 
+import base64
 from pathlib import Path
 
 import pytest
 
 from adapters.bundled import project_files
+from tests.integration.conftest import make_package
 from tests.integration.manual_jobs import dispatch_demo, ftp_download, probe, wait_step
 from tests.mesh import job_processes, wait_for
 
@@ -176,3 +178,47 @@ def test_delete_of_a_finished_job_removes_published_files(manual):
     assert min(manual.ok("jobdispatch", "do", p_id=p_id, c_id=manual.demo_c_id, rid=1)) > max(
         job_id, newer["job_id"]
     )
+
+
+def test_a_link_a_step_left_is_not_followed_by_file_generation(manual, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    job_id = probe(
+        manual,
+        "linker",
+        f'<ExeArgument id="s" type="shell" value="ln -sf {outside} IN/para.xml" priority="1"/>',
+        extra='<Files><File name="para.xml" target="IN/para.xml" create="1" unzip="0"/></Files>\n',
+    )
+    manual.ok("jobrun_1", "do", job_id=job_id)
+    root = Path(wait_step(manual, job_id, "s")["path"])
+    assert (root / "IN/para.xml").is_symlink()
+    code, message = manual.rpc("jobfilebuild_1", "do", job_id=job_id)
+    assert code == -1
+    assert "IN/para.xml" in message and "symbolic link" in message
+    assert outside.read_text() == "untouched"
+
+
+@pytest.mark.parametrize(
+    "value, where",
+    [
+        ("echo $(( {value} + 1 ))", "inside arithmetic $(( ))"),
+        ("echo `echo {value}`", "inside backquotes"),
+    ],
+)
+def test_registration_refuses_a_placeholder_quoting_cannot_hold(manual, value, where):
+    adapter = (
+        '<Adapter name="hostile">\n<Steps>\n'
+        f'<ExeArgument id="s" type="shell" value="{value}" priority="1"/>\n'
+        "</Steps>\n</Adapter>\n"
+    )
+    code, message = manual.rpc(
+        "calcpackage", "new", name="hostile", content=b64(make_package(adapter))
+    )
+    assert code == -1
+    assert message.startswith("adapter.xml:3: ")
+    assert f"placeholder {{value}} stands {where}" in message
+    assert "hostile" not in [c["name"] for c in manual.ok("calcpackage", "list")]
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
