@@ -122,8 +122,8 @@ class CentralClient:
         return value
 
     # -- the calls agents make ------------------------------------------------
-    def fetch(self, job_id, rid):
-        """The bundle of a job placed on machine ``rid`` (central refuses any other)."""
+    def fetch(self, job_id, rid=None):
+        """A job's bundle; with ``rid``, central refuses a job placed elsewhere."""
         return self.call("job", "fetch", job_id=job_id, rid=rid)
 
     def claim(self, job_id, rid):

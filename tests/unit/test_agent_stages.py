@@ -10,7 +10,9 @@ from agent_support import STEPS, TRIVIAL, make_job, prepared, run_to_end
 
 from services.agent import processes, stages
 from services.agent.steprun import finish_step, launch_step, reattach
+from services.agent.watch import taken_away
 from services.common.errors import MirrorError
+from tests.mesh import wait_for
 
 
 def test_manual_stages_report_each_state_in_turn(machine):
@@ -153,3 +155,17 @@ def test_a_restarted_agent_finds_a_live_step_and_can_kill_it(machine):
     assert again.central.job["state"] == "KILLED"
     assert not processes.alive(running.pid, running.started)
     processes.wait_exit(running.pid, timeout=5)  # reap our own child
+
+
+def test_a_step_whose_job_was_taken_away_is_stopped(machine):
+    job, served = make_job(TRIVIAL.replace(STEPS, STEPS.replace('"true"', '"sleep 30"')))
+    rt = machine(job, served)
+    prepared(rt, job)
+    running = launch_step(rt, job)
+    assert not taken_away(rt, job, running)
+    assert processes.alive(running.pid, running.started)
+
+    rt.central.job.update(state="FAILED", rid=None)
+    assert taken_away(rt, job, running)
+    assert running.killed
+    wait_for(lambda: not processes.alive(running.pid, running.started), 10, what="step stopped")
