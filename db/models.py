@@ -1,4 +1,4 @@
-"""SQLAlchemy models of machines, projects, packages, jobs, steps and events."""
+"""SQLAlchemy models of machines, projects, packages, jobs, steps, events and requests."""
 
 from datetime import UTC, datetime
 
@@ -224,3 +224,29 @@ class JobEvent(Base):
     state: Mapped[str] = mapped_column(String(20))
     step: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text, default="")
+    # The attempt (the job's claim count) a report was made under; None
+    # for events outside any attempt (dispatch, a queued job cancelled).
+    attempt: Mapped[int | None] = mapped_column(Integer)
+
+
+class Request(Base):
+    """The first answer of a creation call, so that a repeat answers it again.
+
+    ``request_id`` is the caller's idempotency key, or ``amqp:<correlation
+    id>`` for a call without one: a broker redelivers an unacknowledged
+    request with its correlation id.
+    """
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        UniqueConstraint("caller", "request_id"),
+        Index("ix_requests_created", "created"),
+        NO_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    caller: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(100))
+    result: Mapped[dict | list | int | None] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(default=utcnow)

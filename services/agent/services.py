@@ -11,6 +11,7 @@ from nameko.messaging import consume
 from nameko.timer import timer
 
 from services.agent import autorun, identity, recovery, stages
+from services.agent.expiry import Deadline, drop_expired
 from services.agent.logs import read_logs
 from services.agent.runtime import AgentRuntime
 from services.agent.steprun import launch_step
@@ -41,9 +42,11 @@ class Runtime(DependencyProvider):
 
 class JobDirBuild:
     rt = Runtime()
+    deadline = Deadline()
 
     @mirror_rpc
     def do(self, job_id, force=0):
+        drop_expired(self.deadline, self.rt.rid)
         job = stages.fetch(self.rt, to_int(job_id, "job_id"))
         stages.build_directory(self.rt, job, force=bool(to_int(force, "force")))
         return []
@@ -51,18 +54,22 @@ class JobDirBuild:
 
 class JobFileBuild:
     rt = Runtime()
+    deadline = Deadline()
 
     @mirror_rpc
     def do(self, job_id):
+        drop_expired(self.deadline, self.rt.rid)
         stages.build_files(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
         return []
 
 
 class JobRun:
     rt = Runtime()
+    deadline = Deadline()
 
     @mirror_rpc
     def do(self, job_id, step=None):
+        drop_expired(self.deadline, self.rt.rid)
         if step is not None and not isinstance(step, str):
             raise MirrorError(f"step must be a step id, got {step!r}")
         job = stages.fetch(self.rt, to_int(job_id, "job_id"))
@@ -74,36 +81,44 @@ class JobRun:
 
 class JobProcessMonitor:
     rt = Runtime()
+    deadline = Deadline()
 
     @mirror_rpc
     def do(self, job_id):
+        drop_expired(self.deadline, self.rt.rid)
         stages.monitor(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
         return []
 
 
 class JobResultRecovery:
     rt = Runtime()
+    deadline = Deadline()
 
     @mirror_rpc
     def do(self, job_id):
+        drop_expired(self.deadline, self.rt.rid)
         stages.recover(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
         return []
 
 
 class JobKill:
     rt = Runtime()
+    deadline = Deadline()
 
     @mirror_rpc
     def do(self, job_id):
+        drop_expired(self.deadline, self.rt.rid)
         stages.kill(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
         return []
 
 
 class JobDelete:
     rt = Runtime()
+    deadline = Deadline()
 
     @mirror_rpc
     def do(self, job_id, force=0):
+        drop_expired(self.deadline, self.rt.rid)
         job = stages.fetch(self.rt, to_int(job_id, "job_id"))
         stages.delete(self.rt, job, force=bool(to_int(force, "force")))
         return []
@@ -124,6 +139,7 @@ class JobAgent:
     """Heartbeats and, in autorun, the consumer of the machine's job queue."""
 
     rt = Runtime()
+    deadline = Deadline()
 
     def beat(self):
         try:
@@ -147,6 +163,7 @@ class JobAgent:
     @mirror_rpc
     def logs(self, job_id, step=None, offset_out=0, offset_err=0, max_bytes=65536):
         """A step's stdout and stderr from byte offsets, so that a follower can poll."""
+        drop_expired(self.deadline, self.rt.rid)
         job = stages.fetch(self.rt, to_int(job_id, "job_id"))
         return read_logs(
             self.rt,
@@ -159,6 +176,7 @@ class JobAgent:
 
     @mirror_rpc
     def status(self):
+        drop_expired(self.deadline, self.rt.rid)
         rt = self.rt
         return {
             "rid": rt.rid,

@@ -3,6 +3,7 @@
 from adapters.package import inspect_package
 from services.central.checks import decode
 from services.central.providers import Caller, Database
+from services.central.requests import Requests, idempotent
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
 
@@ -14,19 +15,22 @@ class CalcPackageService:
 
     db = Database()
     caller = Caller()
+    requests = Requests()
 
     @mirror_rpc
-    def new(self, name, content):
+    @idempotent
+    def new(self, name, content, request_id=None):
         """Check and register base64 zip ``content``; answer its c_id.
 
         The package belongs to the caller; an admin's is shared with every user.
+        A repeated ``request_id`` answers the first call's c_id.
         """
         data = decode(content, "content")
         # Validation first: a package with a bad adapter is never stored.
         adapter = inspect_package(data, f"{name}.zip")
         caller = self.caller
         return self.db.catalog.new_package(
-            name, data, adapter, owner=caller.name, shared=caller.admin
+            name, data, adapter, owner=caller.name, shared=caller.admin, within=self.requests.record
         )
 
     @mirror_rpc

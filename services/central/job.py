@@ -142,7 +142,11 @@ class JobService:
 
     @mirror_rpc
     def claim(self, job_id, rid):
-        """QUEUED -> PREPARING for machine ``rid``, answering the bundle (one round trip)."""
+        """QUEUED -> PREPARING for machine ``rid``, answering the bundle (one round trip).
+
+        The claim starts a new attempt: the bundle's ``attempt``, which every
+        report of this run carries.
+        """
         rid = to_int(rid, "rid")
         return self._claimed(
             self.db.jobs.report(to_int(job_id, "job_id"), rid, CLAIM, [QUEUED]), rid
@@ -160,25 +164,35 @@ class JobService:
             raise MirrorError(f"job {job['job_id']} {reason}") from exc
 
     def _bundle(self, job):
-        """The job record with its package and project files."""
+        """The job record with its package and project files, and the attempt it runs under."""
         job["package"], job["project_files"] = self.db.catalog.job_inputs(job["p_id"], job["c_id"])
+        job["attempt"] = job["attempts"]
         return job
 
     @mirror_rpc
-    def report(self, job_id, rid, changes, expect=None):
-        """Apply one report of machine ``rid`` on a job placed on it; answer the job's record."""
+    def report(self, job_id, rid, changes, expect=None, attempt=None):
+        """Apply one report of machine ``rid`` on a job placed on it; answer the job's record.
+
+        A report of an ``attempt`` that a later claim superseded is refused.
+        """
         if not isinstance(changes, dict):
             raise MirrorError("changes must be an object")
-        return self.db.jobs.report(to_int(job_id, "job_id"), to_int(rid, "rid"), changes, expect)
+        return self.db.jobs.report(
+            to_int(job_id, "job_id"),
+            to_int(rid, "rid"),
+            changes,
+            expect,
+            to_int(attempt, "attempt", optional=True),
+        )
 
     @mirror_rpc
     def batch(self, rid, reports=(), claim=None):
         """Several reports of machine ``rid``, then a claim, in one round trip.
 
-        ``reports`` holds ``{job_id, changes, expect}`` dicts, each applied on
-        its own: one refused leaves the others standing. Answers ``reports``
-        (one ``[code, value]`` each, as ``report`` would answer), ``claimed``
-        (the bundle, or null) and ``claim_error`` (why not, or null).
+        ``reports`` holds ``{job_id, changes, expect, attempt}`` dicts, each
+        applied on its own: one refused leaves the others standing. Answers
+        ``reports`` (one ``[code, value]`` each, as ``report`` would answer),
+        ``claimed`` (the bundle, or null) and ``claim_error`` (why not, or null).
         """
         rid = to_int(rid, "rid")
         outcomes, valid = [], []
@@ -187,13 +201,18 @@ class JobService:
                 if not isinstance(item, dict) or not isinstance(item.get("changes"), dict):
                     raise MirrorError(f"malformed report {item!r}: needs job_id and changes")
                 valid.append(
-                    (to_int(item.get("job_id"), "job_id"), item["changes"], item.get("expect"))
+                    (
+                        to_int(item.get("job_id"), "job_id"),
+                        item["changes"],
+                        item.get("expect"),
+                        to_int(item.get("attempt"), "attempt", optional=True),
+                    )
                 )
                 outcomes.append(None)
             except MirrorError as exc:
                 outcomes.append([-1, str(exc)])
         if claim is not None:
-            valid.append((to_int(claim, "claim"), CLAIM, [QUEUED]))
+            valid.append((to_int(claim, "claim"), CLAIM, [QUEUED], None))
         # One transaction for all of them.
         done = iter(self.db.jobs.report_many(rid, valid))
         out = {"reports": [o if o is not None else next(done) for o in outcomes]}

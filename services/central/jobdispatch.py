@@ -16,6 +16,7 @@ from services.central.checks import (
     split_tags,
 )
 from services.central.providers import Caller, Database, JobQueues
+from services.central.requests import Requests, idempotent
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
 from services.config import DEFAULTS
@@ -32,12 +33,15 @@ class JobDispatchService:
     queues = JobQueues()
     caller = Caller()
     config = Config()
+    requests = Requests()
 
     @mirror_rpc
-    def do(self, p_id, c_id, para_name="para.xml", rid=None, tags=None):
+    @idempotent
+    def do(self, p_id, c_id, para_name="para.xml", rid=None, tags=None, request_id=None):
         """One queued job per state of the project's parameter file; answer their ids.
 
         The caller's own project, with a package they may use; the jobs are theirs.
+        A repeated ``request_id`` answers the first call's ids.
         """
         p_id, c_id = to_int(p_id, "p_id"), to_int(c_id, "c_id")
         rid = to_int(rid, "rid", optional=True)
@@ -57,13 +61,22 @@ class JobDispatchService:
             ncpus = max(int(s.params.get("NCPUS", 1)) for s in states)
             placements = self.db.machines.choose(len(states), ncpus, tags)
         ids = self.db.jobs.create(
-            p_id, c_id, para_name, states, adapter.step_ids, placements, tags, owner=caller.name
+            p_id,
+            c_id,
+            para_name,
+            states,
+            adapter.step_ids,
+            placements,
+            tags,
+            owner=caller.name,
+            within=self.requests.record,
         )
         self._publish(ids, states, placements)
         log.info("Project<%s> dispatched with CalcPackage<%s>: %d job(s)", p_id, c_id, len(ids))
         return ids
 
     @mirror_rpc
+    @idempotent
     def submit(
         self,
         script,
@@ -79,8 +92,12 @@ class JobDispatchService:
         preferred=None,
         metadata=None,
         submission_id=None,
+        request_id=None,
     ):
-        """Run ``script`` as a one-step job; answer its job id (the same for a repeated ``submission_id``)."""
+        """Run ``script`` as a one-step job; answer its job id.
+
+        A repeated ``submission_id`` or ``request_id`` answers the same id.
+        """
         caller = self.caller
         if submission_id is not None:
             existing = self.db.jobs.by_submission(str(submission_id))
@@ -120,7 +137,16 @@ class JobDispatchService:
             "stderr_path": stderr,
         }
         (job_id,) = self.db.jobs.create(
-            p_id, c_id, "", [state], adapter.step_ids, [rid], tags, extra=extra, owner=caller.name
+            p_id,
+            c_id,
+            "",
+            [state],
+            adapter.step_ids,
+            [rid],
+            tags,
+            extra=extra,
+            owner=caller.name,
+            within=lambda db, ids: self.requests.record(db, ids[0]),
         )
         self._publish([job_id], [state], [rid])
         log.info("Job<%s> submitted as a script%s", job_id, f" ({name})" if name else "")

@@ -2,6 +2,7 @@
 
 from services.central.checks import check_file_name, decode
 from services.central.providers import Caller, Database
+from services.central.requests import Requests, idempotent
 from services.common.rpc import mirror_rpc, to_int
 
 
@@ -12,11 +13,15 @@ class ProjectService:
 
     db = Database()
     caller = Caller()
+    requests = Requests()
 
     @mirror_rpc
-    def new(self, name, description=""):
-        """Create a project of the caller; answer its p_id."""
-        return self.db.catalog.new_project(name, description, owner=self.caller.name)
+    @idempotent
+    def new(self, name, description="", request_id=None):
+        """Create a project of the caller; answer its p_id (the first one for a repeated ``request_id``)."""
+        return self.db.catalog.new_project(
+            name, description, owner=self.caller.name, within=self.requests.record
+        )
 
     @mirror_rpc
     def upload(self, p_id, name, content):

@@ -14,6 +14,7 @@ from db.session import make_engine, make_sessionmaker
 from services.central.storage.catalog import Catalog
 from services.central.storage.jobstore import JobStore
 from services.central.storage.registry import Registry
+from services.central.storage.requests import RequestLog
 from services.central.storage.submissions import Submissions
 from services.central.storage.users import Users
 from services.common.identity import identity_of
@@ -34,6 +35,7 @@ class Storage:
     catalog: Catalog
     jobs: JobStore
     machines: Registry
+    requests: RequestLog
     submissions: Submissions
     users: Users
 
@@ -52,6 +54,7 @@ class Database(DependencyProvider):
             catalog=catalog,
             jobs=jobs,
             machines=Registry(Session, jobs, config["AGENT"]),
+            requests=RequestLog(Session),
             submissions=Submissions(catalog),
             users=Users(Session),
         )

@@ -20,6 +20,8 @@ from nameko.exceptions import (  # noqa: E402
 )
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
+from services.common.expiry import DEADLINE_KEY  # noqa: E402
+from services.common.nameko_ext import ExpiringMethodProxy, standalone_parts  # noqa: E402
 from services.common.names import AGENT_SERVICES  # noqa: E402
 from services.config import load_config, masked  # noqa: E402
 
@@ -67,7 +69,6 @@ class RpcClient:
         self.timeout = timeout
         self._lock = threading.RLock()
         self._proxy = None
-        self._cluster = None
 
     @classmethod
     def from_config(cls, path=None, timeout=None):
@@ -97,7 +98,7 @@ class RpcClient:
             self._drop()
 
     def _drop(self):
-        proxy, self._proxy, self._cluster = self._proxy, None, None
+        proxy, self._proxy = self._proxy, None
         if proxy is not None:
             try:
                 proxy.stop()
@@ -105,15 +106,15 @@ class RpcClient:
                 log.debug("closing the RPC proxy failed", exc_info=True)
 
     def _connect(self):
-        if self._cluster is None:
+        if self._proxy is None:
             config = {"AMQP_URI": self.amqp_uri, "rpc_exchange": self.exchange}
             proxy = ClusterRpcProxy(config, timeout=self.timeout)
             try:
-                self._cluster = proxy.start()
+                proxy.start()
             except Exception as exc:  # noqa: BLE001 - any failure to connect
                 raise self._unreachable(exc) from exc
             self._proxy = proxy
-        return self._cluster
+        return self._proxy
 
     def _unreachable(self, exc, service=None, method=None):
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -124,11 +125,17 @@ class RpcClient:
         )
 
     def call(self, service, method, **kwargs):
-        """Call ``service.method(**kwargs)``; return the value or raise ``MirrorError``."""
+        """Call ``service.method(**kwargs)``; return the value or raise ``MirrorError``.
+
+        The request expires with the timeout: nobody runs it once the call gave up.
+        """
         with self._lock:
-            cluster = self._connect()
+            worker_ctx, listener = standalone_parts(self._connect())
             try:
-                answer = getattr(getattr(cluster, service), method)(**kwargs)
+                proxy = ExpiringMethodProxy(
+                    worker_ctx, service, method, listener, self.timeout, DEADLINE_KEY
+                )
+                answer = proxy(**kwargs)
             except UnknownService:
                 raise MirrorError(_unknown_service(service), service, method) from None
             except RpcTimeout:

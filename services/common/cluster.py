@@ -2,7 +2,8 @@
 
 One :class:`~nameko.rpc.ReplyListener` (one reply queue, one consumer) is
 shared by every worker of the container; a call publishes on the pooled
-producer connection, so no connection is set up per request.
+producer connection, so no connection is set up per request. A request made
+with :meth:`Services.call` expires with its timeout (``services.common.expiry``).
 """
 
 import eventlet
@@ -10,7 +11,8 @@ from nameko.exceptions import RpcTimeout
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener, ServiceProxy
 
-from services.common.nameko_ext import forget_reply
+from services.common.expiry import DEADLINE_KEY
+from services.common.nameko_ext import ExpiringMethodProxy, forget_reply
 
 
 class Services:
@@ -33,11 +35,15 @@ class Services:
     def call(self, service, method, kwargs, timeout):
         """``service.method(**kwargs)``; raises ``RpcTimeout`` after ``timeout`` seconds.
 
+        The request expires then too: nobody runs it once its caller gave up.
         ``UnknownService`` comes from the publish (no queue bound); every
         remote error (``MethodNotFound``, ``IncorrectSignature``,
         ``RemoteError``) from the reply.
         """
-        reply = getattr(self[service], method).call_async(**kwargs)
+        proxy = ExpiringMethodProxy(
+            self._worker_ctx, service, method, self._listener, timeout, DEADLINE_KEY
+        )
+        reply = proxy.call_async(**kwargs)
         timer = eventlet.Timeout(timeout)
         try:
             return reply.result()

@@ -5,7 +5,9 @@ nameko. An upgrade re-reads this module first: everything here leans on an
 attribute or method nameko does not document.
 """
 
+import inspect
 import subprocess
+import time
 
 from kombu.common import maybe_declare
 from kombu.messaging import Consumer
@@ -17,7 +19,7 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
 )
-from nameko.rpc import Responder, RpcConsumer, get_rpc_exchange
+from nameko.rpc import MethodProxy, Responder, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.standalone.rpc import PollingQueueConsumer, SingleThreadedReplyListener
 
 
@@ -56,6 +58,76 @@ class MirrorRpcConsumer(RpcConsumer):
         result, exc_info = responder.send_response(result, exc_info)
         self.queue_consumer.ack_message(message)
         return result, exc_info
+
+
+#: Context data key of the correlation id of the request a worker serves.
+CORRELATION_KEY = "mirror_correlation_id"
+
+
+class CorrelatedRpc(Rpc):
+    """nameko's RPC entrypoint, giving the worker its request's correlation id.
+
+    A broker redelivers a request it never saw acknowledged (nameko acks
+    after the handler returns) with the same correlation id, so the id names
+    the request across deliveries. The worker finds it in its context data
+    under :data:`CORRELATION_KEY`, always the id of this very message: a
+    value the caller sent there is replaced.
+
+    Internal: overrides ``HeaderDecoder.unpack_message_headers`` (nameko
+    2.14.1), which ``Rpc.handle_message`` calls once per message to build the
+    worker's context data; the id is ``message.properties["correlation_id"]``.
+    """
+
+    def unpack_message_headers(self, message):
+        data = super().unpack_message_headers(message)
+        data.pop(CORRELATION_KEY, None)
+        correlation_id = message.properties.get("correlation_id")
+        if correlation_id:
+            data[CORRELATION_KEY] = str(correlation_id)
+        return data
+
+
+def keep_signature(wrapper, fn):
+    """Make nameko check a call's arguments against ``fn``'s signature, not ``wrapper``'s.
+
+    Internal: ``Entrypoint.check_signature`` (nameko 2.14.1) binds the
+    arguments with ``inspect.getcallargs``, which reads ``__signature__``
+    but does not follow ``__wrapped__``; a bad call then fails as
+    ``IncorrectSignature`` before any worker runs, as it does unwrapped.
+    """
+    wrapper.__signature__ = inspect.signature(fn)
+    return wrapper
+
+
+class ExpiringMethodProxy(MethodProxy):
+    """A method proxy whose requests expire: AMQP ``expiration`` plus a deadline in context data.
+
+    The broker drops a request nobody consumed within ``timeout`` seconds;
+    ``deadline_key`` (epoch seconds) lets the consumer drop one it took too
+    late. A ``timeout`` of None waits for ever: no expiry.
+
+    Internal: overrides ``HeaderEncoder.get_message_headers`` (nameko 2.14.1),
+    which ``MethodProxy._call`` calls once per request; ``expiration`` is a
+    ``Publisher`` option, in seconds as kombu takes it.
+    """
+
+    def __init__(self, worker_ctx, service, method, listener, timeout, deadline_key):
+        super().__init__(worker_ctx, service, method, listener, expiration=timeout)
+        self.extra_data = {} if timeout is None else {deadline_key: time.time() + timeout}
+
+    def get_message_headers(self, worker_ctx):
+        headers = super().get_message_headers(worker_ctx)
+        headers.update({self._get_header_name(k): v for k, v in self.extra_data.items()})
+        return headers
+
+
+def standalone_parts(proxy):
+    """``(worker context, reply listener)`` of a started standalone ``ClusterRpcProxy``.
+
+    Internal: ``StandaloneProxyBase._worker_ctx`` and ``._reply_listener`` of
+    nameko 2.14.1, what its ``ClusterProxy`` builds each method proxy from.
+    """
+    return proxy._worker_ctx, proxy._reply_listener
 
 
 class UnackedReplies(PollingQueueConsumer):

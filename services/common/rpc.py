@@ -1,9 +1,7 @@
 """The ``[code, value]`` convention of every Mirror RPC method, and argument coercion."""
 
-from nameko.rpc import Rpc
-
 from services.common.errors import EXPECTED, MirrorError
-from services.common.nameko_ext import MirrorRpcConsumer
+from services.common.nameko_ext import CorrelatedRpc, MirrorRpcConsumer
 
 
 def envelope(result, exc_info):
@@ -17,8 +15,11 @@ def envelope(result, exc_info):
     return [-1, f"internal error: {type(exc).__name__}: {exc}"], None
 
 
-class MirrorRpc(Rpc):
-    """An RPC entrypoint that answers ``[0, value]`` or ``[-1, "message"]``, never raises."""
+class MirrorRpc(CorrelatedRpc):
+    """An RPC entrypoint that answers ``[0, value]`` or ``[-1, "message"]``, never raises.
+
+    Its worker knows the request's correlation id (``CorrelatedRpc``).
+    """
 
     rpc_consumer = MirrorRpcConsumer()
 

@@ -52,7 +52,13 @@ def test_created_jobs_have_the_record_shape(store):
     assert {s["state"] for s in job["steps"]} == {"PENDING"}
     assert job["attempts"] == 0 and job["process"] == {} and job["result"] == {}
     assert store.events(job_id) == [
-        {"time": job["submit_time"], "state": "QUEUED", "step": None, "message": "dispatched"}
+        {
+            "time": job["submit_time"],
+            "state": "QUEUED",
+            "step": None,
+            "message": "dispatched",
+            "attempt": None,
+        }
     ]
     assert [j["job_id"] for j in store.list(state="queued")] == [other, job_id]
 
@@ -209,11 +215,11 @@ def test_report_many_applies_each_report_on_its_own_in_one_transaction(store):
     out = store.report_many(
         7,
         [
-            (first, {"state": "READY", "message": "files generated"}, ["PREPARING"]),
-            (second, {"state": "READY"}, ["PREPARING"]),  # still queued: refused
-            (second, {"steps": {"zz": {"state": "DONE"}}}, None),  # no such step
-            (third, claim, ["QUEUED"]),
-            (999999, claim, ["QUEUED"]),
+            (first, {"state": "READY", "message": "files generated"}, ["PREPARING"], 1),
+            (second, {"state": "READY"}, ["PREPARING"], None),  # still queued: refused
+            (second, {"steps": {"zz": {"state": "DONE"}}}, None, None),  # no such step
+            (third, claim, ["QUEUED"], None),
+            (999999, claim, ["QUEUED"], None),
         ],
     )
 

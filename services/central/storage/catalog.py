@@ -83,14 +83,19 @@ class Catalog:
     # -- projects ----------------------------------------------------------
     # ``owner`` (a user name) limits a read or write to that user's projects:
     # any other answers as missing. None (an admin, the mesh itself) reaches all.
-    def new_project(self, name, description="", owner=LOCAL_NAME):
-        """Create a project of ``owner``; answer its p_id."""
+    def new_project(self, name, description="", owner=LOCAL_NAME, within=None):
+        """Create a project of ``owner``; answer its p_id.
+
+        ``within(session, p_id)`` runs in the same transaction.
+        """
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("project name must be a non-empty string")
         with self.Session.begin() as session:
             project = Project(name=name.strip(), description=str(description or ""), owner=owner)
             session.add(project)
             session.flush()
+            if within is not None:
+                within(session, project.id)
             log.info("Project<%s> created: %s", project.id, project.name)
             return project.id
 
@@ -148,10 +153,11 @@ class Catalog:
     # -- packages ----------------------------------------------------------
     # ``user`` (a user name) limits a read to the packages that user may use:
     # their own and the shared ones. None (an admin, the mesh itself) uses all.
-    def new_package(self, name, data, adapter, owner=LOCAL_NAME, shared=True):
+    def new_package(self, name, data, adapter, owner=LOCAL_NAME, shared=True, within=None):
         """Register package zip ``data`` whose checked adapter is ``adapter``; answer its c_id.
 
         A ``shared`` package is usable by every user, any other by its ``owner`` alone.
+        ``within(session, c_id)`` runs in the transaction that completes the record.
         """
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("calcpackage name must be a non-empty string")
@@ -180,6 +186,8 @@ class Catalog:
             raise
         with self.Session.begin() as session:
             session.get(CalcPackage, c_id).ftp_path = package_path(c_id)
+            if within is not None:
+                within(session, c_id)
         log.info("CalcPackage<%s> registered: %s (%d bytes)", c_id, name, len(data))
         return c_id
 

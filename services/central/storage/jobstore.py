@@ -45,12 +45,14 @@ class JobStore:
         tags=(),
         extra=None,
         owner=LOCAL_NAME,
+        within=None,
     ):
         """Insert one job per state (with its steps and first event); return the ids.
 
         ``placements`` gives the resource machine of each state (None: not placed);
         ``extra`` holds column values shared by every job (a script submission's);
-        ``owner`` is the user the jobs belong to.
+        ``owner`` is the user the jobs belong to; ``within(connection, ids)``
+        runs in the same transaction (it records the request that created them).
         """
         stamp = now()
         rows = [
@@ -97,6 +99,8 @@ class JobStore:
                     for job_id in ids
                 ],
             )
+            if within is not None:
+                within(db, ids)
         return ids
 
     # -- reads -------------------------------------------------------------
@@ -191,14 +195,17 @@ class JobStore:
             )
 
     # -- reports -----------------------------------------------------------
-    def report(self, job_id, rid, changes, expect=None):
-        """Apply one agent report atomically; refuse it if the job is not in ``expect``."""
+    def report(self, job_id, rid, changes, expect=None, attempt=None):
+        """Apply one agent report atomically; refuse it if the job is not in ``expect``.
+
+        ``attempt`` (the claim the agent works under) must be the job's current one.
+        """
         with self.Session.begin() as session:
             # The session's connection itself: no ORM execution layer for Core statements.
-            return apply_report(session.connection(), job_id, rid, changes, expect)
+            return apply_report(session.connection(), job_id, rid, changes, expect, attempt)
 
     def report_many(self, rid, reports):
-        """Reports ``(job_id, changes, expect)`` of machine ``rid`` in one transaction.
+        """Reports ``(job_id, changes, expect, attempt)`` of machine ``rid`` in one transaction.
 
         Answers one ``[code, value]`` each. A refused report writes nothing,
         so the others go on.
@@ -206,9 +213,9 @@ class JobStore:
         out = []
         with self.Session.begin() as session:
             db = session.connection()
-            for job_id, changes, expect in reports:
+            for job_id, changes, expect, attempt in reports:
                 try:
-                    out.append([0, apply_report(db, job_id, rid, changes, expect)])
+                    out.append([0, apply_report(db, job_id, rid, changes, expect, attempt)])
                 except MirrorError as exc:
                     out.append([-1, str(exc)])
         return out

@@ -114,4 +114,5 @@ def event_dict(event):
         "state": event.state,
         "step": event.step,
         "message": event.message,
+        "attempt": event.attempt,
     }

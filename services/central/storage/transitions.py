@@ -54,16 +54,35 @@ def check_owner(job, rid):
         raise MirrorError(f"job {job['id']} belongs to resource machine {job['rid']}, not {rid}")
 
 
-def event(job_id, stamp, state, step, message):
+def check_attempt(job, attempt):
+    """Refuse a report made under an attempt that a later claim superseded.
+
+    ``attempt`` None (a manual or older caller) names no attempt and passes.
+    """
+    if attempt is not None and attempt != job["attempts"]:
+        raise MirrorError(
+            f"job {job['id']} attempt {attempt} is superseded by attempt {job['attempts']}"
+        )
+
+
+def event(job_id, stamp, state, step, message, attempt=None):
     """A ``job_events`` row."""
-    return {"job_id": job_id, "time": stamp, "state": state, "step": step, "message": message}
+    return {
+        "job_id": job_id,
+        "time": stamp,
+        "state": state,
+        "step": step,
+        "message": message,
+        "attempt": attempt,
+    }
 
 
-def step_event(job_id, stamp, state, step_id, fields):
+def step_event(job_id, stamp, state, step_id, fields, attempt=None):
     """The event of a step's change of state, with its exit code when it has one."""
     exit_code = fields.get("exit_code")
     suffix = f" (exit code {exit_code})" if exit_code is not None else ""
-    return event(job_id, stamp, state, step_id, f"step {step_id} {fields['state']}{suffix}")
+    message = f"step {step_id} {fields['state']}{suffix}"
+    return event(job_id, stamp, state, step_id, message, attempt)
 
 
 def same_columns(step_sets):
@@ -78,8 +97,8 @@ def same_columns(step_sets):
     return list(groups.values())
 
 
-def step_changes(job, steps, changes, stamp):
-    """``({step row id: new values}, [step events])`` of a report."""
+def step_changes(job, steps, changes, stamp, attempt=None):
+    """``({step row id: new values}, [step events])`` of a report made under ``attempt``."""
     step_sets = {}
     if changes.get("reset_steps"):
         step_sets = {step["id"]: dict(STEP_RESET) for step in steps}
@@ -97,9 +116,10 @@ def step_changes(job, steps, changes, stamp):
                 # A short step the agent reports only once it ended (autorun):
                 # its run still gets its event, at the time it started.
                 started = parse_time(fields["start_time"])
-                events.append(step_event(job["id"], started, RUNNING, step_id, {"state": RUNNING}))
+                running = {"state": RUNNING}
+                events.append(step_event(job["id"], started, RUNNING, step_id, running, attempt))
             values["state"] = fields["state"]
-            events.append(step_event(job["id"], stamp, state_now, step_id, fields))
+            events.append(step_event(job["id"], stamp, state_now, step_id, fields, attempt))
         if "exit_code" in fields:
             values["exit_code"] = fields["exit_code"]
         for key in ("start_time", "end_time"):
@@ -134,33 +154,40 @@ def check_changes(job_id, changes):
         raise MirrorError(f"unknown job state {new_state!r}")
 
 
-def apply_report(db, job_id, rid, changes, expect):
+def apply_report(db, job_id, rid, changes, expect, attempt=None):
     """Apply one report inside the caller's transaction on connection ``db``; answer the record.
 
     ``changes`` may hold ``state``, ``message``, ``steps`` (``{step_id:
     {state, exit_code, start_time, end_time}}``), ``reset_steps`` and the
-    fields in ``REPORTABLE``. Every state or step change appends an event.
+    fields in ``REPORTABLE``. Every state or step change appends an event,
+    which records the attempt it happened under. ``attempt`` (the claim the
+    reporter works under) must be the job's current one.
     Every check comes before the first write, so a refused report writes nothing.
     """
     check_changes(job_id, changes)
     new_state = changes.get("state")
     stamp = now()
     job = job_row(db, job_id, lock=True)
+    # The attempt first: a superseded reporter learns so whoever holds the job now.
+    check_attempt(job, attempt)
     check_owner(job, rid)
     if expect and job["state"] not in expect:
         raise MirrorError(f"job {job_id} is {job['state']}, expected {' or '.join(expect)}")
     steps = step_rows(db, job_id)
     sets = {key: changes[key] for key in REPORTABLE & set(changes)}
-    step_sets, events = step_changes(job, steps, changes, stamp)
+    if new_state and new_state != job["state"]:
+        sets.update(transition(job, new_state, changes, stamp))
+    # A claim's own events belong to the attempt it starts.
+    current = sets.get("attempts", job["attempts"]) or None
+    step_sets, events = step_changes(job, steps, changes, stamp, current)
     if changes.get("reset_steps") and "result" not in changes:
         sets["result"] = {}
     step_now = sets.get("step", job["step"])
     message = changes.get("message", "")
     if new_state and new_state != job["state"]:
-        sets.update(transition(job, new_state, changes, stamp))
-        events.append(event(job_id, stamp, new_state, step_now, message))
+        events.append(event(job_id, stamp, new_state, step_now, message, current))
     elif message:
-        events.append(event(job_id, stamp, job["state"], step_now, message))
+        events.append(event(job_id, stamp, job["state"], step_now, message, current))
     if job["start_time"] is None:
         # The job starts with its first step; a short one is reported only
         # once it ended, so the state may never read RUNNING.
