@@ -20,6 +20,7 @@ from nameko.exceptions import (  # noqa: E402
 )
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
+from services.client.abandon import abandon_proxy  # noqa: E402
 from services.common.names import AGENT_SERVICES  # noqa: E402
 from services.config import load_config, masked  # noqa: E402
 
@@ -31,8 +32,10 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@localhost"
 _MACHINE_SERVICES = (*AGENT_SERVICES, "jobagent")
 
 
-class MirrorError(Exception):
+class MirrorError(RuntimeError):
     """An RPC answered ``[-1, message]``, or the mesh could not be asked.
+
+    A ``RuntimeError``, so that the seed-001 style ``except RuntimeError`` catches it.
 
     ``str(error)`` is the server's message, unchanged; ``service`` and
     ``method`` name the call that failed.
@@ -104,12 +107,20 @@ class RpcClient:
             except Exception:  # noqa: BLE001 - a broken connection is closed all the same
                 log.debug("closing the RPC proxy failed", exc_info=True)
 
+    def _abandon(self):
+        proxy, self._proxy, self._cluster = self._proxy, None, None
+        if proxy is not None:
+            abandon_proxy(proxy)
+
     def _connect(self):
         if self._cluster is None:
             config = {"AMQP_URI": self.amqp_uri, "rpc_exchange": self.exchange}
             proxy = ClusterRpcProxy(config, timeout=self.timeout)
             try:
                 self._cluster = proxy.start()
+            except KeyboardInterrupt:
+                abandon_proxy(proxy)
+                raise
             except Exception as exc:  # noqa: BLE001 - any failure to connect
                 raise self._unreachable(exc) from exc
             self._proxy = proxy
@@ -149,8 +160,9 @@ class RpcClient:
                 self._drop()
                 raise self._unreachable(exc, service, method) from exc
             except KeyboardInterrupt:
-                # The connection may be half way through a frame: start afresh next time.
-                self._drop()
+                # The connection may be half way through a frame: let go of it without
+                # another read, and start afresh next time.
+                self._abandon()
                 raise
         if not isinstance(answer, list | tuple) or len(answer) != 2:
             raise MirrorError(
