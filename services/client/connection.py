@@ -21,6 +21,7 @@ from nameko.exceptions import (  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
 from services.client.abandon import abandon_proxy  # noqa: E402
+from services.client.deferred import sigint_deferred  # noqa: E402
 from services.common.names import AGENT_SERVICES  # noqa: E402
 from services.config import load_config, masked  # noqa: E402
 
@@ -136,7 +137,7 @@ class RpcClient:
 
     def call(self, service, method, **kwargs):
         """Call ``service.method(**kwargs)``; return the value or raise ``MirrorError``."""
-        with self._lock:
+        with sigint_deferred(), self._lock:
             cluster = self._connect()
             try:
                 answer = getattr(getattr(cluster, service), method)(**kwargs)

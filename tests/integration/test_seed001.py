@@ -438,7 +438,7 @@ print("done", flush=True)
 
 @pytest.mark.parametrize("mode", ["submit", "poll"])
 def test_ctrl_c_at_random_points_leaves_no_job_running(scheduler, mesh, tmp_path, mode):
-    rounds = 50
+    rounds = int(os.environ.get("SEED001_ROUNDS", "50"))
     script = tmp_path / "interrupted.py"
     script.write_text(INTERRUPTED)
     proc = subprocess.Popen(
