@@ -7,12 +7,8 @@ shared directory) are adapted.
 """
 
 import os
-import random
 import re
-import subprocess
-import sys
 import textwrap
-import time
 import uuid
 
 import pytest
@@ -27,8 +23,7 @@ from services.client import (
     submit_job,
     wait_for_all_jobs,
 )
-from services.common.jobstates import ACTIVE, QUEUED
-from tests.mesh import ROOT, script_mesh, wait_for
+from tests.mesh import script_mesh, wait_for
 
 SCRIPT = "import os, sys\nprint('ran', os.path.basename(__file__), *sys.argv[1:])\n"
 
@@ -102,7 +97,6 @@ def mirror_job(scheduler, submission_id):
     return scheduler.client.query(scheduler.resolve(submission_id))
 
 
-# -- the seed's examples, as written -----------------------------------------------
 QUICK_START = """
 from ray_multicluster_scheduler.app.client_api.submit_job import submit_job, get_job_status, wait_for_all_jobs
 
@@ -366,7 +360,6 @@ def test_no_configuration_anywhere_raises(tmp_path, monkeypatch):
     assert seed._default is None
 
 
-# -- submission ids ------------------------------------------------------------------
 def test_submission_ids_job_ids_and_states(scheduler, mesh):
     sub = submit_job("/bin/echo hello; echo oops >&2", submission_id="fixed-1")
     assert sub == "fixed-1"
@@ -405,70 +398,3 @@ def test_submission_ids_job_ids_and_states(scheduler, mesh):
         wait_for_all_jobs([failing], check_interval=0.2, timeout=60)
     pending = submit_job("/bin/true", resource_requirements={"CPU": 16}, job_id=f"p-{unique}")
     assert get_job_status(pending) in {"PENDING", "RUNNING", "SUCCEEDED"}
-
-
-# -- Ctrl+C ---------------------------------------------------------------------------
-INTERRUPTED = """
-import random, sys, time
-from services.client import (
-    get_job_status, graceful_shutdown_on_keyboard_interrupt, initialize_scheduler_environment,
-    submit_job,
-)
-initialize_scheduler_environment(config_file_path=sys.argv[1])
-mode, rounds = sys.argv[2], int(sys.argv[3])
-
-@graceful_shutdown_on_keyboard_interrupt
-def workflow(n):
-    ids = []
-    print(f"go {n}", flush=True)
-    while True:
-        if mode == "submit" or not ids:
-            ids.append(submit_job("sleep 120", job_id=f"{mode}-{n}-{len(ids)}"))
-        else:
-            get_job_status(ids[-1])
-
-for n in range(rounds):
-    try:
-        workflow(n)
-    except KeyboardInterrupt:
-        print(f"stopped {n}", flush=True)
-print("done", flush=True)
-"""
-
-
-@pytest.mark.parametrize("mode", ["submit", "poll"])
-def test_ctrl_c_at_random_points_leaves_no_job_running(scheduler, mesh, tmp_path, mode):
-    rounds = int(os.environ.get("SEED001_ROUNDS", "50"))
-    script = tmp_path / "interrupted.py"
-    script.write_text(INTERRUPTED)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(mesh.clusters_path), mode, str(rounds)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    rng = random.Random(15)
-    try:
-        for n in range(rounds):
-            assert proc.stdout.readline() == f"go {n}\n", proc.stderr.read()
-            time.sleep(rng.uniform(0.0, 0.25))
-            proc.send_signal(2)
-            line = proc.stdout.readline()
-            assert line == f"stopped {n}\n", line + proc.stderr.read()
-        assert proc.stdout.readline() == "done\n"
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = proc.stderr.read()
-    assert "UnexpectedFrame" not in err and "Traceback" not in err, err
-
-    def names_alive():
-        jobs = scheduler.client.jobs(state=[QUEUED, *ACTIVE], limit=10000)
-        return [j["name"] for j in jobs if j["name"].startswith(f"{mode}-")]
-
-    wait_for(lambda: not names_alive(), 60, what=f"every {mode} job stopped")
-    stopped = [j for j in scheduler.client.jobs(limit=10000) if j["name"].startswith(f"{mode}-")]
-    assert stopped and {j["state"] for j in stopped} == {"KILLED"}
