@@ -6,9 +6,12 @@ then checks, on the mesh, that no job of the loop is left unfinished.
 """
 
 import os
+import queue
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -19,7 +22,8 @@ from tests.mesh import ROOT, wait_for
 
 # -- Ctrl+C ---------------------------------------------------------------------------
 INTERRUPTED = """
-import random, sys, time
+import faulthandler, random, signal, sys, time
+faulthandler.register(signal.SIGUSR1)
 from services.client import (
     get_job_status, graceful_shutdown_on_keyboard_interrupt, initialize_scheduler_environment,
     submit_job,
@@ -58,15 +62,27 @@ def test_ctrl_c_at_random_points_leaves_no_job_running(scheduler, mesh, tmp_path
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+
+    def next_line():
+        try:
+            return lines.get(timeout=60)
+        except queue.Empty:
+            # A stalled child shows where it waits (faulthandler) before it is killed.
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            proc.kill()
+            pytest.fail(f"the workflow stalled:\n{proc.stderr.read()[-8000:]}")
+
     rng = random.Random(15)
     try:
         for n in range(rounds):
-            assert proc.stdout.readline() == f"go {n}\n", proc.stderr.read()
+            assert next_line() == f"go {n}\n"
             time.sleep(rng.uniform(0.0, 0.25))
-            proc.send_signal(2)
-            line = proc.stdout.readline()
-            assert line == f"stopped {n}\n", line + proc.stderr.read()
-        assert proc.stdout.readline() == "done\n"
+            proc.send_signal(signal.SIGINT)
+            assert next_line() == f"stopped {n}\n"
+        assert next_line() == "done\n"
         proc.wait(30)
     finally:
         if proc.poll() is None:
