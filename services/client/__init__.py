@@ -5,12 +5,13 @@
 ``[0, value]`` answer or raising ``MirrorError`` with the server's message for
 a ``[-1, "message"]`` one.
 
-The module functions (``functions.py``: ``submit_job``, ``get_job_status``,
-``get_job_info``, ``stop_job``, ``wait_for_all_jobs`` and the
-``graceful_shutdown_on_keyboard_interrupt`` decorator) follow the job submission
-API of seed 001 on a default client, built from the configuration file
-(``--config`` style path, ``$MIRROR_CONFIG`` or ``config/mirror.yaml``) unless
-``configure(...)`` sets another. ``entrypoint.py`` checks their commands.
+The module functions (``functions.py``: ``initialize_scheduler_environment``,
+``submit_job``, ``get_job_status``, ``get_job_info``, ``stop_job``,
+``wait_for_all_jobs`` and the ``graceful_shutdown_on_keyboard_interrupt``
+decorator) follow the job submission API of seed 001: a cluster file
+(``clusters.py``) names Mirror machines, ``placement.py`` chooses among them,
+``scheduler.py`` maps submission ids to Mirror jobs, ``entrypoint.py`` checks
+commands and ``abandon.py`` lets go of a connection a Ctrl+C cut.
 """
 
 from services.client.connection import MirrorError
@@ -22,7 +23,9 @@ from services.client.functions import (
     get_client,
     get_job_info,
     get_job_status,
+    get_unified_scheduler,
     graceful_shutdown_on_keyboard_interrupt,
+    initialize_scheduler_environment,
     stop_job,
     submit_job,
     wait_for_all_jobs,
@@ -40,7 +43,9 @@ __all__ = [
     "get_client",
     "get_job_info",
     "get_job_status",
+    "get_unified_scheduler",
     "graceful_shutdown_on_keyboard_interrupt",
+    "initialize_scheduler_environment",
     "stop_job",
     "submit_job",
     "wait_for_all_jobs",

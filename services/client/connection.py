@@ -20,6 +20,8 @@ from nameko.exceptions import (  # noqa: E402
 )
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
+from services.client.abandon import abandon_proxy  # noqa: E402
+from services.client.deferred import sigint_deferred  # noqa: E402
 from services.common.expiry import DEADLINE_KEY  # noqa: E402
 from services.common.nameko_ext import ExpiringMethodProxy, standalone_parts  # noqa: E402
 from services.common.names import AGENT_SERVICES  # noqa: E402
@@ -33,8 +35,10 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@localhost"
 _MACHINE_SERVICES = (*AGENT_SERVICES, "jobagent")
 
 
-class MirrorError(Exception):
+class MirrorError(RuntimeError):
     """An RPC answered ``[-1, message]``, or the mesh could not be asked.
+
+    A ``RuntimeError``, so that the seed-001 style ``except RuntimeError`` catches it.
 
     ``str(error)`` is the server's message, unchanged; ``service`` and
     ``method`` name the call that failed.
@@ -105,12 +109,20 @@ class RpcClient:
             except Exception:  # noqa: BLE001 - a broken connection is closed all the same
                 log.debug("closing the RPC proxy failed", exc_info=True)
 
+    def _abandon(self):
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            abandon_proxy(proxy)
+
     def _connect(self):
         if self._proxy is None:
             config = {"AMQP_URI": self.amqp_uri, "rpc_exchange": self.exchange}
             proxy = ClusterRpcProxy(config, timeout=self.timeout)
             try:
                 proxy.start()
+            except KeyboardInterrupt:
+                abandon_proxy(proxy)
+                raise
             except Exception as exc:  # noqa: BLE001 - any failure to connect
                 raise self._unreachable(exc) from exc
             self._proxy = proxy
@@ -128,8 +140,9 @@ class RpcClient:
         """Call ``service.method(**kwargs)``; return the value or raise ``MirrorError``.
 
         The request expires with the timeout: nobody runs it once the call gave up.
+        Ctrl+C waits for the call's answer, so the connection is never left mid-frame.
         """
-        with self._lock:
+        with sigint_deferred(), self._lock:
             worker_ctx, listener = standalone_parts(self._connect())
             try:
                 proxy = ExpiringMethodProxy(
@@ -156,8 +169,9 @@ class RpcClient:
                 self._drop()
                 raise self._unreachable(exc, service, method) from exc
             except KeyboardInterrupt:
-                # The connection may be half way through a frame: start afresh next time.
-                self._drop()
+                # The connection may be half way through a frame: let go of it without
+                # another read, and start afresh next time.
+                self._abandon()
                 raise
         if not isinstance(answer, list | tuple) or len(answer) != 2:
             raise MirrorError(

@@ -1,110 +1,103 @@
-"""The job submission API of seed 001 as module functions on a default client.
+"""The job submission API of seed 001 as module functions.
 
-``submit_job``, ``get_job_status``, ``get_job_info``, ``stop_job``,
-``wait_for_all_jobs`` and the ``graceful_shutdown_on_keyboard_interrupt``
-decorator use the client ``configure(...)`` sets, or one built from the
-configuration file (``$MIRROR_CONFIG`` or ``config/mirror.yaml``) on first use.
+``initialize_scheduler_environment`` reads a cluster file (``clusters.yaml``,
+see ``clusters.py``) and connects to the mesh it names; without it, the first
+seed function looks for one in the default places and raises ``RuntimeError``
+when there is no configuration anywhere. ``submit_job`` answers a submission id;
+every other function takes that id or a Mirror job id.
 """
 
 import functools
 import logging
-import math
-import os
+import signal
 import sys
 import threading
 import time
-import warnings
 
+from services.client.clusters import Settings, default_settings, has_mesh, read_clusters
 from services.client.connection import MirrorError
 from services.client.entrypoint import check_entrypoint
 from services.client.mirror import Mirror
-from services.common.jobstates import COMPLETED, FAILED, KILLED
+from services.client.scheduler import UNKNOWN, Scheduler, same_submission, seed_fields, seed_status
+from services.common.jobstates import FINAL
 
 log = logging.getLogger("services.client")
 
 _default = None
 _default_lock = threading.Lock()
-# The job lists of the decorated functions running now: submit_job adds to each.
+# The submissions of the decorated functions running now: submit_job adds to each.
 _trackers = []
 _trackers_lock = threading.Lock()
 
+NOT_CONFIGURED = (
+    "the scheduler is not initialized and no configuration was found: call "
+    "initialize_scheduler_environment(config_file_path='clusters.yaml'), or put a clusters.yaml "
+    "in the working directory, or set $MIRROR_CLUSTERS or $MIRROR_CONFIG"
+)
 
-def configure(config_path=None, *, amqp_uri=None, exchange=None, timeout=None, client=None):
-    """Set the client the module functions use, and return it.
 
-    ``client`` as given; else a client for ``amqp_uri``/``exchange``; else one
-    for the configuration file ``config_path`` (or ``$MIRROR_CONFIG``, or
-    ``config/mirror.yaml``, or the embedded defaults).
-    """
+def _install(scheduler):
     global _default
-    if client is None:
-        if amqp_uri is not None:
-            client = Mirror(amqp_uri, exchange or "mirror_com", timeout or 30)
-        else:
-            client = Mirror.from_config(config_path, timeout=timeout)
-            if exchange:
-                client.exchange = exchange
     with _default_lock:
-        previous, _default = _default, client
-    if previous is not None and previous is not client:
+        previous, _default = _default, scheduler
+    if previous is not None and previous.client is not scheduler.client:
         previous.close()
+    return scheduler
+
+
+def _client_for(settings):
+    if settings.amqp_uri:
+        return Mirror(settings.amqp_uri, settings.exchange or "mirror_com", settings.timeout or 30)
+    if not has_mesh(settings):
+        raise RuntimeError(
+            f"{settings.source} names no mesh: add `mirror: {{config: mirror.yaml}}` (or "
+            "AMQP_URI) to it, or set $MIRROR_CONFIG"
+        )
+    client = Mirror.from_config(settings.mirror_config, timeout=settings.timeout)
+    if settings.exchange:
+        client.exchange = settings.exchange
     return client
 
 
-def get_client():
-    """The default client, configured from ``load_config()`` on first use."""
-    global _default
+def initialize_scheduler_environment(config_file_path=None):
+    """Read the cluster file (default places without a path), connect; answer the scheduler."""
+    settings = read_clusters(config_file_path) if config_file_path else default_settings()
+    if settings is None:
+        raise RuntimeError(NOT_CONFIGURED)
+    scheduler = _install(Scheduler(_client_for(settings), settings))
+    log.info("scheduler initialized from %s: %s", settings.source, scheduler)
+    return scheduler
+
+
+def configure(config_path=None, *, amqp_uri=None, exchange=None, timeout=None, client=None):
+    """Use a mesh without clusters: ``client``, ``amqp_uri`` or a Mirror config file.
+
+    Answers the ``Mirror`` client the seed functions use.
+    """
+    if client is None:
+        settings = Settings(
+            source=str(config_path or "configure()"),
+            clusters={},
+            mirror_config=config_path,
+            amqp_uri=amqp_uri,
+            exchange=exchange,
+            timeout=timeout,
+        )
+        client = _client_for(settings)
+    return _install(Scheduler(client, Settings(source="configure()", clusters={}))).client
+
+
+def get_unified_scheduler():
+    """The scheduler of the seed functions, initialized from the default places on first use."""
     with _default_lock:
-        if _default is None:
-            _default = Mirror.from_config()
-        return _default
+        if _default is not None:
+            return _default
+    return initialize_scheduler_environment()
 
 
-def _runtime_env(runtime_env):
-    environment, cwd = None, None
-    if not runtime_env:
-        return environment, cwd
-    if not isinstance(runtime_env, dict):
-        raise ValueError(
-            "runtime_env must be a dict such as {'env_vars': {...}, 'working_dir': ...}"
-        )
-    env_vars = runtime_env.get("env_vars")
-    if env_vars:
-        if isinstance(env_vars, list | tuple):
-            # The "NAME=value" list form of cluster configuration files.
-            env_vars = dict(item.split("=", 1) for item in env_vars)
-        environment = {str(k): str(v) for k, v in env_vars.items()}
-    cwd = runtime_env.get("working_dir")
-    if cwd is not None and not os.path.isabs(str(cwd)):
-        raise ValueError(f"runtime_env working_dir must be an absolute path, got {cwd!r}")
-    ignored = sorted(set(runtime_env) - {"env_vars", "working_dir"})
-    if ignored:
-        warnings.warn(
-            f"runtime_env keys {', '.join(ignored)} are not supported by Mirror and are ignored "
-            "(only env_vars and working_dir are)",
-            stacklevel=3,
-        )
-    return environment, cwd
-
-
-def _ncpus(resource_requirements):
-    if not resource_requirements:
-        return 1
-    ignored = sorted(k for k, v in resource_requirements.items() if k != "CPU" and v)
-    if ignored:
-        warnings.warn(
-            f"resource requirements {', '.join(ignored)} are not scheduled by Mirror "
-            "(only CPU is) and are ignored",
-            stacklevel=3,
-        )
-    cpus = resource_requirements.get("CPU", 1)
-    try:
-        cpus = float(cpus)
-    except (TypeError, ValueError):
-        raise ValueError(f"resource_requirements CPU must be a number, got {cpus!r}") from None
-    if cpus <= 0:
-        raise ValueError(f"resource_requirements CPU must be positive, got {cpus!r}")
-    return max(1, math.ceil(cpus))
+def get_client():
+    """The ``Mirror`` client of the seed functions."""
+    return get_unified_scheduler().client
 
 
 def submit_job(
@@ -117,83 +110,139 @@ def submit_job(
     resource_requirements=None,
     tags=None,
 ):
-    """Run the shell command ``entrypoint`` as a job of the mesh; return the job id (int).
+    """Run the shell command ``entrypoint`` as a job; answer its submission id (a string).
 
-    Paths of the program and script in ``entrypoint`` must be absolute
-    (``ValueError`` otherwise). ``runtime_env``: ``env_vars`` and
-    ``working_dir``; ``job_id``: the job's name; ``preferred_cluster``: the
-    name of the resource machine to prefer; ``resource_requirements``:
-    ``{"CPU": n}`` cores; ``submission_id``: an idempotency key (the same key
-    gives back the same job).
+    ``ValueError`` for a relative program or script path; ``RuntimeError`` when
+    no machine has the CPUs asked for, when ``job_id`` names another
+    submission of this user, or when ``submission_id`` was used for another
+    entrypoint (the same entrypoint answers the same submission).
     """
     check_entrypoint(entrypoint)
-    environment, cwd = _runtime_env(runtime_env)
-    ncpus = _ncpus(resource_requirements)
-    new_id = get_client().submit(
+    scheduler = get_unified_scheduler()
+    kwargs = scheduler.prepare(
         entrypoint,
-        name=job_id or "",
-        ncpus=ncpus,
-        environment=environment,
-        cwd=cwd,
-        tags=tags,
-        preferred=preferred_cluster,
+        runtime_env=runtime_env,
+        job_id=job_id,
         metadata=metadata,
         submission_id=submission_id,
+        preferred_cluster=preferred_cluster,
+        resource_requirements=resource_requirements,
+        tags=tags,
     )
+    entry = {"kwargs": kwargs, "mirror_id": None}
+    # Tracked before anything is sent: a Ctrl+C in the call still finds it.
     with _trackers_lock:
         for tracker in _trackers:
-            tracker.append(new_id)
-    log.info("submitted job %s: %s", new_id, entrypoint)
-    return new_id
-
-
-def get_job_status(job_id, cluster_name=None):
-    """The job's state: QUEUED, PREPARING, READY, RUNNING, COMPLETED, FAILED or KILLED.
-
-    ``cluster_name`` is accepted for seed compatibility and not needed: the
-    mesh knows where each job runs.
-    """
-    return get_client().query(job_id)["state"]
-
-
-def get_job_info(job_id, cluster_name=None):
-    """The job's full record (``job.query``): state, steps, times, machine, error..."""
-    return get_client().query(job_id)
-
-
-def stop_job(job_id, cluster_name=None):
-    """Stop a job; ``True`` if stopped, ``False`` if it could not be (already ended...)."""
+            tracker.append(entry)
     try:
-        get_client().kill(job_id)
+        entry["mirror_id"] = scheduler.send(kwargs)
+    except RuntimeError:
+        _untrack(entry)
+        raise
+    log.info(
+        "Job<%s> submitted as %s (%s): %s",
+        entry["mirror_id"],
+        kwargs["submission_id"],
+        kwargs["name"],
+        entrypoint,
+    )
+    return kwargs["submission_id"]
+
+
+def _untrack(entry):
+    with _trackers_lock:
+        for tracker in _trackers:
+            if entry in tracker:
+                tracker.remove(entry)
+
+
+def get_job_status(submission_id, cluster_name=None):
+    """PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED, or UNKNOWN for an id no job has.
+
+    ``cluster_name`` is accepted for the seed's sake: the mesh knows where each job runs.
+    """
+    record = get_unified_scheduler().record(submission_id)
+    return UNKNOWN if record is None else seed_status(record["state"])
+
+
+def get_job_info(submission_id, cluster_name=None):
+    """The job's details in the seed's terms, with its ``logs``; None for an unknown id.
+
+    ``logs`` is the job's stdout followed by its stderr (also apart as
+    ``stdout`` and ``stderr``); ``mirror`` is the full ``job.query`` record.
+    """
+    scheduler = get_unified_scheduler()
+    record = scheduler.record(submission_id)
+    if record is None:
+        return None
+    fields = seed_fields(record)
+    stdout, stderr = scheduler.logs(record["job_id"])
+    metadata = {k: v for k, v in (record.get("metadata") or {}).items() if k != "seed001"}
+    return {
+        "submission_id": record.get("submission_id"),
+        "job_id": fields.get("job_id") or record.get("name"),
+        "mirror_job_id": record["job_id"],
+        "status": seed_status(record["state"]),
+        "state": record["state"],
+        "entrypoint": fields.get("entrypoint") or (record.get("params") or {}).get("SCRIPT"),
+        "cluster": fields.get("cluster"),
+        "rid": record.get("rid"),
+        "tags": fields.get("tags", []),
+        "metadata": metadata,
+        "message": record.get("error"),
+        "submit_time": record.get("submit_time"),
+        "start_time": record.get("start_time"),
+        "end_time": record.get("end_time"),
+        "logs": stdout + stderr,
+        "stdout": stdout,
+        "stderr": stderr,
+        "mirror": record,
+    }
+
+
+def stop_job(submission_id, cluster_name=None):
+    """Stop a job; ``True`` if stopped, ``False`` if it cannot be (ended, unknown)."""
+    scheduler = get_unified_scheduler()
+    mirror_id = scheduler.resolve(submission_id)
+    if mirror_id is None:
+        log.warning("submission %s not stopped: no such job", submission_id)
+        return False
+    try:
+        scheduler.client.kill(mirror_id)
     except MirrorError as exc:
-        log.warning("job %s not stopped: %s", job_id, exc)
+        log.warning("Job<%s> not stopped: %s", mirror_id, exc)
         return False
     return True
 
 
 def wait_for_all_jobs(submission_ids, check_interval=5, timeout=None):
-    """Poll until every job is COMPLETED; return ``True``.
+    """Poll until every job SUCCEEDED; return ``True``.
 
-    Raises ``RuntimeError`` naming the job(s) and their error as soon as one is
-    FAILED or KILLED, and ``TimeoutError`` after ``timeout`` seconds.
+    ``RuntimeError`` naming the job(s) and their error as soon as one FAILED or
+    was STOPPED (or an id names no job); ``TimeoutError`` after ``timeout`` s.
     """
     ids = [submission_ids] if isinstance(submission_ids, int | str) else list(submission_ids)
-    client = get_client()
+    scheduler = get_unified_scheduler()
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        records = [client.query(job_id) for job_id in ids]
-        bad = [r for r in records if r["state"] in (FAILED, KILLED)]
+        records = [(i, scheduler.record(i)) for i in ids]
+        unknown = [str(i) for i, r in records if r is None]
+        if unknown:
+            raise RuntimeError(f"no job has the id(s) {', '.join(unknown)}")
+        bad = [(i, r) for i, r in records if r["state"] in FINAL and r["state"] != "COMPLETED"]
         if bad:
             raise RuntimeError(
                 "; ".join(
-                    f"job {r['job_id']} {r['state']}: {r.get('error') or 'no reason given'}"
-                    for r in bad
+                    f"job {i} {seed_status(r['state'])}: {r.get('error') or 'no reason given'}"
+                    for i, r in bad
                 )
             )
-        if all(r["state"] == COMPLETED for r in records):
+        if all(r["state"] == "COMPLETED" for _, r in records):
             return True
         if deadline is not None and time.monotonic() >= deadline:
-            pending = [f"{r['job_id']} ({r['state']})" for r in records if r["state"] != COMPLETED]
+            pending = [
+                f"{i} ({seed_status(r['state'])})" for i, r in records if r["state"] != "COMPLETED"
+            ]
             raise TimeoutError(
                 f"timed out after {timeout} s waiting for job(s) {', '.join(pending)}"
             )
@@ -204,7 +253,13 @@ def wait_for_all_jobs(submission_ids, check_interval=5, timeout=None):
 
 
 def graceful_shutdown_on_keyboard_interrupt(fn):
-    """On Ctrl+C in ``fn``, stop every job ``fn`` submitted, then re-raise KeyboardInterrupt."""
+    """On Ctrl+C in ``fn``, stop every job ``fn`` submitted, then re-raise KeyboardInterrupt.
+
+    A submission whose call was cut by the interrupt is sent again with its
+    submission id (central answers the job it made, or makes it now) and
+    stopped too; the clean-up runs on a fresh connection, every call bounded
+    by the RPC timeout, with further Ctrl+C held off until it is done.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -214,7 +269,8 @@ def graceful_shutdown_on_keyboard_interrupt(fn):
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
-            _stop_submitted(submitted)
+            with _interrupts_held():
+                _stop_submitted(list(submitted))
             raise
         finally:
             with _trackers_lock:
@@ -223,18 +279,46 @@ def graceful_shutdown_on_keyboard_interrupt(fn):
     return wrapper
 
 
-def _stop_submitted(ids):
-    if not ids:
+class _interrupts_held:
+    """Hold off SIGINT (main thread only) while a clean-up runs; re-deliver nothing."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum, frame):
+        print("interrupted again: still stopping jobs", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _stop_submitted(entries):
+    if not entries:
         return
+    scheduler = _default
+    if scheduler is None:
+        return
+    names = [e["kwargs"]["submission_id"] for e in entries]
     print(
-        f"interrupted: stopping {len(ids)} job(s) submitted here: {', '.join(map(str, ids))}",
+        f"interrupted: stopping {len(entries)} job(s) submitted here: {', '.join(names)}",
         file=sys.stderr,
         flush=True,
     )
     # A fresh connection: the interrupted one may have been cut mid-call.
-    with get_client().clone() as client:
-        for job_id in ids:
+    with scheduler.client.clone() as client:
+        for entry in entries:
+            mirror_id = entry["mirror_id"]
             try:
-                client.kill(job_id)
+                if mirror_id is None:
+                    # The submit was in flight: sending it again answers the job it
+                    # made, or makes it, so that it can be stopped either way.
+                    mirror_id = client.submit(**entry["kwargs"])
+                    if not same_submission(client.query(mirror_id), entry["kwargs"]):
+                        continue
+                client.kill(mirror_id)
             except MirrorError as exc:
-                log.info("job %s not stopped: %s", job_id, exc)
+                log.info("Job<%s> not stopped: %s", mirror_id, exc)

@@ -195,3 +195,12 @@ def disown_process(proc):
     """
     proc.returncode = 0
     subprocess._active = [p for p in getattr(subprocess, "_active", []) if p is not proc]
+
+
+def reply_connection(proxy):
+    """The kombu connection on which a standalone ``ClusterRpcProxy`` consumes its replies.
+
+    Internal: ``ClusterRpcProxy._reply_listener.queue_consumer.connection`` of
+    nameko 2.14.1 (a ``SingleThreadedReplyListener`` over a ``PollingQueueConsumer``).
+    """
+    return proxy._reply_listener.queue_consumer.connection
