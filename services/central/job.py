@@ -45,14 +45,16 @@ class JobService:
         return self.db.jobs.events(to_int(job_id, "job_id"), owner=self.caller.scope)
 
     @mirror_rpc
-    def list(self, state=None, rid=None, p_id=None, limit=100):
-        """Job summaries, newest first, filtered by state, machine and project."""
+    def list(self, state=None, rid=None, p_id=None, limit=100, name=None, submission_id=None):
+        """Job summaries, newest first, filtered by state, machine, project, name, submission."""
         return self.db.jobs.list(
             state=state,
             rid=to_int(rid, "rid", optional=True),
             p_id=to_int(p_id, "p_id", optional=True),
             limit=to_int(limit, "limit"),
             owner=self.caller.scope,
+            name=name,
+            submission_id=submission_id,
         )
 
     @mirror_rpc

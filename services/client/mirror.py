@@ -150,11 +150,20 @@ class Mirror(RpcClient):
     def events(self, job_id):
         return self.call("job", "events", job_id=job_id)
 
-    def jobs(self, state=None, rid=None, p_id=None, limit=100):
+    def jobs(self, state=None, rid=None, p_id=None, limit=100, name=None, submission_id=None):
         """Job summaries, newest first; ``state`` may be a list or a comma-separated text."""
         if state is not None and not isinstance(state, str):
             state = ",".join(state)
-        return self.call("job", "list", state=state, rid=rid, p_id=p_id, limit=limit)
+        return self.call(
+            "job",
+            "list",
+            state=state,
+            rid=rid,
+            p_id=p_id,
+            limit=limit,
+            name=name,
+            submission_id=submission_id,
+        )
 
     def getdata(self, job_id):
         """``{"process": {...}, "result": {...}}``: the job's progress and ``ftp://`` URLs."""

@@ -28,8 +28,8 @@ STATUS = {RUNNING: "RUNNING", COMPLETED: "SUCCEEDED", FAILED: "FAILED", KILLED: 
 UNKNOWN = "UNKNOWN"
 # How much of a job's output ``get_job_info`` reads into ``logs``.
 LOG_LIMIT = 1 << 20
-# How many jobs ``job.list`` is asked for when a given ``job_id`` is checked for reuse.
-JOB_SCAN = 100000
+# How many jobs named by one ``job_id`` are checked for its reuse by the same user.
+JOB_SCAN = 1000
 
 
 def seed_status(state):
@@ -157,9 +157,7 @@ class Scheduler:
 
     def _check_job_id(self, job_id, user, submission_id):
         """Refuse a ``job_id`` this user already gave another submission."""
-        for summary in self.client.jobs(limit=JOB_SCAN):
-            if summary.get("name") != job_id:
-                continue
+        for summary in self.client.jobs(name=job_id, limit=JOB_SCAN):
             record = self.client.query(summary["job_id"])
             fields = seed_fields(record)
             if fields.get("user") == user and record.get("submission_id") != submission_id:
@@ -210,20 +208,9 @@ class Scheduler:
         return found
 
     def _probe(self, submission_id):
-        """Ask central for the job of ``submission_id`` without creating one.
-
-        ``jobdispatch.submit`` answers the job of a known ``submission_id``
-        before it checks anything else; for an unknown one, ``ncpus=0`` makes
-        it refuse before it creates anything.
-        """
-        try:
-            return self.client.call(
-                "jobdispatch", "submit", script="-", ncpus=0, submission_id=submission_id
-            )
-        except MirrorError as exc:
-            if "ncpus" in str(exc):
-                return None
-            raise
+        """The Mirror job id of ``submission_id`` on central, or None."""
+        found = self.client.jobs(submission_id=submission_id, limit=1)
+        return found[0]["job_id"] if found else None
 
     def record(self, ident):
         """The ``job.query`` record of a submission, or None when there is no such job."""

@@ -137,8 +137,18 @@ class JobStore:
             ).all()
             return [event_dict(e) for e in events]
 
-    def list(self, state=None, rid=None, p_id=None, limit=100, owner=None):
-        """Job summaries, newest first, filtered by states (comma-separated), machine, project, owner."""
+    def list(
+        self,
+        state=None,
+        rid=None,
+        p_id=None,
+        limit=100,
+        owner=None,
+        name=None,
+        submission_id=None,
+    ):
+        """Job summaries, newest first, filtered by states (comma-separated), machine,
+        project, owner, name and submission id."""
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
         if state is not None:
             states = [s.strip().upper() for s in str(state).split(",") if s.strip()]
@@ -154,6 +164,10 @@ class JobStore:
             query = query.where(JOBS.c.project_id == p_id)
         if owner is not None:
             query = query.where(JOBS.c.owner == owner)
+        if name is not None:
+            query = query.where(JOBS.c.name == str(name))
+        if submission_id is not None:
+            query = query.where(JOBS.c.submission_id == str(submission_id))
         with self.Session() as session:
             return [summary(row) for row in session.execute(query).mappings()]
 
