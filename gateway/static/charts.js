@@ -65,13 +65,21 @@ const Charts = (() => {
     return Math.max(...values) / Math.min(...values) > 100;
   }
 
+  // Axis labels that keep a residual's 1e-5 from reading as 0.
+  function tick(v) {
+    if (v === null || v === undefined) return "";
+    const size = Math.abs(v);
+    if (v !== 0 && (size < 1e-3 || size >= 1e6)) return v.toExponential(0);
+    return String(Number(v.toPrecision(4)));
+  }
+
   function options(title, shape, width) {
     return {
       title,
       width,
       height: 260,
       scales: { x: { time: false }, y: { distr: wantsLog(shape.ys) ? 3 : 1 } },
-      axes: [{ label: shape.x }, {}],
+      axes: [{ label: shape.x }, { values: (u, splits) => splits.map(tick), size: 60 }],
       series: [{ label: shape.x }, ...shape.ys.map((c, i) => ({
         label: c.name, stroke: COLORS[i % COLORS.length], width: 2, points: { show: false },
       }))],

@@ -132,7 +132,7 @@
     root.replaceChildren(
       el("h1", {}, spec.info.title, " ", el("span", { class: "muted" }, `OpenAPI ${spec.openapi}`)),
       el("p", {}, spec.info.description || ""),
-      [...byTag].map(([tag, blocks]) => el("section", {}, el("h2", {}, tag, " ",
+      ...[...byTag].map(([tag, blocks]) => el("section", {}, el("h2", {}, tag, " ",
         el("span", { class: "muted" }, tagInfo.get(tag) || "")), blocks)));
   }
 

@@ -113,12 +113,18 @@ const Overview = (() => {
       el("td", { class: "err" }, j.error || "")));
   }
 
-  function select(name, label, options) {
-    const box = el("select", { name, onchange: (e) => setFilter(name, e.target.value) },
-      el("option", { value: "" }, `any ${label}`),
-      options.map(([value, text]) => el("option", { value }, text)));
-    box.value = filters[name];
-    return box;
+  function select(name) {
+    return el("select", { name, onchange: (e) => setFilter(name, e.target.value) });
+  }
+
+  // Options replaced only when they change: an open drop-down stays open across refreshes.
+  function fillSelect(box, label, options) {
+    const wanted = [["", `any ${label}`], ...options];
+    const have = [...box.options].map((o) => [o.value, o.text]);
+    if (JSON.stringify(have) !== JSON.stringify(wanted)) {
+      box.replaceChildren(...wanted.map(([value, text]) => el("option", { value }, text)));
+    }
+    box.value = filters[box.name];
   }
 
   let page = null;
@@ -132,7 +138,8 @@ const Overview = (() => {
     const machinesBody = el("tbody");
     const projectsBody = el("tbody");
     const jobsBody = el("tbody", { id: "jobs" });
-    const filterBox = el("div", { class: "filters" });
+    const selects = { state: select("state"), p_id: select("p_id"), rid: select("rid") };
+    const filterBox = el("div", { class: "filters" }, Object.values(selects));
     const count = el("span", { class: "muted" });
     const search = el("input", {
       type: "search", name: "search", placeholder: "search parameters: mach=0.6 alpha", value: filters.search,
@@ -177,10 +184,9 @@ const Overview = (() => {
       }
       machinesBody.replaceChildren(...machineRows(machines, health));
       projectsBody.replaceChildren(...projectRows(projects, all));
-      filterBox.replaceChildren(
-        select("state", "state", JOB_STATES.map((s) => [s, s])),
-        select("p_id", "project", projects.map((p) => [String(p.p_id), `${p.p_id} ${p.name}`])),
-        select("rid", "machine", machines.map((m) => [String(m.rid), `${m.rid} ${m.name}`])));
+      fillSelect(selects.state, "state", JOB_STATES.map((s) => [s, s]));
+      fillSelect(selects.p_id, "project", projects.map((p) => [String(p.p_id), `${p.p_id} ${p.name}`]));
+      fillSelect(selects.rid, "machine", machines.map((m) => [String(m.rid), `${m.rid} ${m.name}`]));
       jobsBody.replaceChildren(...jobRows(jobs, projects, machines));
       count.textContent = `(${jobs.length}${listed.length >= LIST_LIMIT ? ` of the newest ${LIST_LIMIT}` : ""})`;
     }

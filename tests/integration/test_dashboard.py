@@ -285,3 +285,30 @@ def test_filters_and_parameter_search(mesh, browser):
     state = Select(driver.find_element("css selector", "select[name=state]"))
     state.select_by_value(COMPLETED)
     wait_for(lambda: row_states(driver, set(everyone)) == everyone, 20, what="COMPLETED filter")
+
+
+def test_docs_page_renders_every_operation_and_tries_a_call(mesh, browser, shots):
+    driver = browser
+    spec = requests.get(f"{mesh.base_url}/openapi.json", timeout=10).json()
+    operations = sum(
+        1 for item in spec["paths"].values() for method in item if method in ("get", "post")
+    )
+    driver.get(f"{mesh.base_url}/docs")
+    wait_for(
+        lambda: js(driver, "return document.querySelectorAll('details.op').length") == operations,
+        20,
+        what="every operation rendered",
+    )
+    health = driver.find_element("id", "health")
+    health.find_element("css selector", "summary").click()
+    health.find_element("css selector", "form.try button").click()
+    answer = wait_for(
+        lambda: (
+            (text := health.find_element("css selector", "pre.answer").text).startswith("200")
+            and text
+        ),
+        20,
+        what="the tried call's answer",
+    )
+    assert '"service": "mirror-gateway"' in answer
+    shots(driver, "docs")
