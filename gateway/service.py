@@ -5,7 +5,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common.cluster import DynamicRpc
 
-from . import routes
+from . import dashboard, routes
 from .auth import Auth
 from .settings import check_address, read_settings
 from .web import http
@@ -56,7 +56,24 @@ class GatewayService:
     def rest_health(self, request):
         return routes.handle_health(request, self.settings, self.services, self.door)
 
+    # The dashboard and the described API (gateway/dashboard.py); "*" so that
+    # a wrong method gets a JSON 405.
     @http("*", "/")
+    def dashboard(self, request):
+        return dashboard.handle_index(request)
+
+    @http("*", "/static/<path:path>")
+    def dashboard_static(self, request, path):
+        return dashboard.handle_static(request, path)
+
+    @http("*", "/openapi.json")
+    def openapi(self, request):
+        return dashboard.handle_openapi(request)
+
+    @http("*", "/docs")
+    def docs(self, request):
+        return dashboard.handle_docs(request)
+
     @http("*", "/<path:path>")
-    def no_route(self, request, path=""):
+    def no_route(self, request, path):
         return routes.no_route(request)

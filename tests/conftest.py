@@ -2,8 +2,12 @@
 
 # nameko 2.13+ no longer monkey-patches inside pytest; everything after this
 # line must see the green socket, thread and subprocess modules.
+import os
 import warnings
 
+# Hypothesis runs the "hypothesis" entry points of installed packages when it
+# loads; trio's (a dependency of selenium) fails on eventlet's green socket.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402

@@ -43,6 +43,14 @@ def wait_until(predicate, timeout, what):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def dashboard_url(config):
+    """The dashboard's address: the gateway's, with a wildcard bind read as this machine."""
+    host, _, port = str(config["GATEWAY"]["address"]).rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/"
+
+
 def run_demo(config, args, start_mesh):
     """Register the demo, dispatch its sweep, follow it to the end, print the results."""
     rpc_config = {"AMQP_URI": config["AMQP_URI"], "rpc_exchange": config["rpc_exchange"]}
@@ -76,6 +84,7 @@ def run_demo(config, args, start_mesh):
                 call(cluster, "project", "upload", p_id=p_id, name=name, content=encode(data))
             ids = call(cluster, "jobdispatch", "do", p_id=p_id, c_id=c_id)
             print(f"dispatched project {p_id} with package {c_id}: jobs {ids}")
+            print(f"watch them in the dashboard: {dashboard_url(config)}")
             autorun = any(m["autorun"] for m in call(cluster, "machine", "list"))
             if not autorun:
                 print(
@@ -96,6 +105,7 @@ def run_demo(config, args, start_mesh):
         gateway = config["GATEWAY"]["address"]
         print(f"\nthe mesh answers on http://{gateway}/proxy/<service>-<method>, e.g.")
         print(f"  curl 'http://{gateway}/proxy/jobgetdata-do?job_id={ids[0]}'")
+        print(f"dashboard: {dashboard_url(config)}  (API described at {dashboard_url(config)}docs)")
         if child is not None and not args.exit:
             print("mesh running; Ctrl+C stops it")
             child.wait()
