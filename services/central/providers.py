@@ -13,6 +13,7 @@ from nameko.extensions import DependencyProvider
 from db.session import make_engine, make_sessionmaker
 from services.central.storage.catalog import Catalog
 from services.central.storage.jobstore import JobStore
+from services.central.storage.outbox import Outbox
 from services.central.storage.registry import Registry
 from services.central.storage.submissions import Submissions
 from services.central.storage.users import Users
@@ -34,6 +35,7 @@ class Storage:
     catalog: Catalog
     jobs: JobStore
     machines: Registry
+    outbox: Outbox
     submissions: Submissions
     users: Users
 
@@ -52,6 +54,7 @@ class Database(DependencyProvider):
             catalog=catalog,
             jobs=jobs,
             machines=Registry(Session, jobs, config["AGENT"]),
+            outbox=Outbox(Session),
             submissions=Submissions(catalog),
             users=Users(Session),
         )
