@@ -91,6 +91,7 @@ DEFAULTS = {
         "on_machine_lost": "requeue",
         "stalled_intervals": 6,
         "republish_after": 60,
+        "outbox_after": 10,
     },
     "RPC": {"timeout": 30, "retries": 5},
     "DISPATCH": {"max_param_bytes": 64 * 1024 * 1024},

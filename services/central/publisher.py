@@ -9,8 +9,11 @@ harmless: agents ignore an id they hold already, and a claim is conditional.
 
 import logging
 from collections import defaultdict
+from datetime import timedelta
 
 import eventlet
+
+from services.central.storage.records import now
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +49,13 @@ def publish_placed(storage, queues, entries, delay=0):
     return True
 
 
-def drain(storage, queues, limit=10000):
-    """Publish up to ``limit`` outbox rows, oldest first, and delete them; answer how many."""
-    rows = storage.outbox.pending(limit)
+def drain(storage, queues, limit=10000, min_age=0):
+    """Publish up to ``limit`` outbox rows, oldest first, and delete them; answer how many.
+
+    Rows younger than ``min_age`` seconds are left to the placer that is
+    publishing them at this moment, so that a sweep does not go out twice.
+    """
+    rows = storage.outbox.pending(limit, now() - timedelta(seconds=min_age) if min_age else None)
     if rows:
         publish(queues, [(job_id, rid, ncpus) for _, job_id, rid, ncpus in rows])
         storage.outbox.done([entry_id for entry_id, _, _, _ in rows])

@@ -34,7 +34,8 @@ class Reconciler:
 
     def _drain(self):
         """Publish what the outbox holds: placements whose placer did not publish them."""
-        while publisher.drain(self.db, self.queues) >= 10000:
+        min_age = float(self.config["RECONCILER"].get("outbox_after", 10))
+        while publisher.drain(self.db, self.queues, min_age=min_age) >= 10000:
             pass
 
     def _place_waiting(self):

@@ -17,14 +17,14 @@ SLEEP = '<ExeArgument id="s" type="exec" value="sleep {}" priority="1"/>'
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def mesh(request, tmp_path_factory, amqp_uri):
-    """Central (which holds placed jobs 20 s before publishing them), autorun agent 1 (2 slots)
+    """Central (which holds placed jobs 60 s before publishing them), autorun agent 1 (2 slots)
     and manual agent 2 (4 slots)."""
     db_url = request.getfixturevalue("pg_module_url") if request.param == "postgres" else None
     mesh = Mesh(
         tmp_path_factory.mktemp(f"place-{request.param}"),
         amqp_uri,
         db_url,
-        DEBUG={"publish_delay": 20},
+        DEBUG={"publish_delay": 60},
     )
     try:
         mesh.start_core()

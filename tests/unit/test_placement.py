@@ -97,6 +97,8 @@ def reconciler(storage, on_machine_lost="requeue", republish_after=60):
             "lost_after": 60,
             "on_machine_lost": on_machine_lost,
             "republish_after": republish_after,
+            # No grace: nobody else publishes these rows.
+            "outbox_after": 0,
         }
     }
     return host, fake
@@ -148,8 +150,10 @@ def test_placed_jobs_enter_the_outbox_with_their_rows_and_leave_it_once_publishe
     fake.broken = True
     assert not publish_placed(storage, queues, entries)
     assert storage.outbox.count() == 2
-    # A later drain (the reconciler's timer, or a central started again) publishes them.
+    # A later drain (the reconciler's timer, or a central started again) publishes
+    # them once they are older than the placer's own publish takes.
     fake.broken = False
+    assert drain(storage, queues, min_age=60) == 0 and fake.calls == []
     assert drain(storage, queues) == 2
     assert fake.calls == [(queue_name(1), [(ids[0], 2), (ids[1], 2)])]
     assert storage.outbox.count() == 0

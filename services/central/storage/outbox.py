@@ -46,10 +46,12 @@ class Outbox:
     def __init__(self, sessionmaker):
         self.Session = sessionmaker
 
-    def pending(self, limit=10000):
-        """The oldest outbox rows as ``(entry id, job_id, rid, ncpus)``."""
+    def pending(self, limit=10000, older_than=None):
+        """The oldest outbox rows (created before ``older_than``) as ``(entry id, job_id, rid, ncpus)``."""
         with self.Session() as session:
             query = select(OUTBOX.c.id, OUTBOX.c.job_id, OUTBOX.c.rid, OUTBOX.c.ncpus)
+            if older_than is not None:
+                query = query.where(OUTBOX.c.created < older_than)
             return [tuple(r) for r in session.execute(query.order_by(OUTBOX.c.id).limit(limit))]
 
     def done(self, entry_ids):
