@@ -176,6 +176,10 @@ class Job(Base):
     stdout_path: Mapped[str | None] = mapped_column(Text)
     stderr_path: Mapped[str | None] = mapped_column(Text)
     rid: Mapped[int | None] = mapped_column(Integer)
+    # Dispatched to its machine by rid: it waits for that machine, never moves.
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When its id was last handed to the outbox for its machine's queue.
+    published_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(20), default=QUEUED)
     step: Mapped[str | None] = mapped_column(String(200))
     path: Mapped[str | None] = mapped_column(Text)
@@ -249,4 +253,30 @@ class Request(Base):
     request_id: Mapped[str] = mapped_column(String(200))
     method: Mapped[str] = mapped_column(String(100))
     result: Mapped[dict | list | int | None] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxEntry(Base):
+    """A placed job whose id must still be published on its machine's queue.
+
+    Written in the transaction that places the job, deleted once published:
+    a central stopped between the two publishes it at its next drain.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(Integer, index=True)
+    rid: Mapped[int] = mapped_column(Integer)
+    ncpus: Mapped[int] = mapped_column(Integer, default=1)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Cleanup(Base):
+    """A deleted job whose directory machine ``rid`` still has to remove."""
+
+    __tablename__ = "cleanups"
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rid: Mapped[int] = mapped_column(Integer, index=True)
     created: Mapped[datetime] = mapped_column(default=utcnow)

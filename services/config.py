@@ -78,7 +78,9 @@ DEFAULTS = {
         "heartbeat": 2,
         "offline_after": 3,
     },
-    "DEBUG": {"autorun_job": False},
+    # ``publish_delay``: seconds between committing placed jobs and publishing
+    # them, a window tests use to stop central inside it (0 in production).
+    "DEBUG": {"autorun_job": False, "publish_delay": 0},
     "MONITOR": {"interval": 5},
     # A machine silent for ``lost_after`` seconds has its claimed jobs queued
     # again or failed (``on_machine_lost``); a running job with no progress
@@ -88,6 +90,8 @@ DEFAULTS = {
         "lost_after": 60,
         "on_machine_lost": "requeue",
         "stalled_intervals": 6,
+        "republish_after": 60,
+        "outbox_after": 10,
     },
     "RPC": {"timeout": 30, "retries": 5},
     "DISPATCH": {"max_param_bytes": 64 * 1024 * 1024},

@@ -36,8 +36,10 @@ class JobService:
 
     @mirror_rpc
     def query(self, job_id):
-        """The full record of a job (SPEC section 6)."""
-        return self.db.jobs.get(to_int(job_id, "job_id"), owner=self.caller.scope)
+        """The full record of a job (SPEC section 6), with ``waiting``: why a QUEUED job waits."""
+        job = self.db.jobs.get(to_int(job_id, "job_id"), owner=self.caller.scope)
+        job["waiting"] = self.db.machines.waiting(job["job_id"]) if job["state"] == QUEUED else None
+        return job
 
     @mirror_rpc
     def events(self, job_id):
@@ -66,17 +68,21 @@ class JobService:
             raise MirrorError(f"job not running , jobid : {job_id}")
         if job["state"] == QUEUED and self.db.jobs.cancel_queued(job_id, reason):
             return []
+        if not self.db.machines.is_online(job["rid"]):
+            # Nobody would take the call: the job is stopped here, and a machine
+            # that comes back finds it KILLED and stops what is left of it.
+            self._killed_without_machine(job, f"{reason}; resource machine {job['rid']} is offline")
+            return []
         kill = service_name("jobkill", job["rid"])
         timeout = float(self.config["RPC"]["timeout"])
         try:
             code, value = self.services.call(kill, "do", {"job_id": job_id}, timeout)
         except (UnknownService, RpcTimeout) as exc:
             # The machine is gone: the job can no longer be reached, record it stopped.
-            reason = (
-                f"{reason}; resource machine {job['rid']} did not answer ({type(exc).__name__})"
+            self._killed_without_machine(
+                job,
+                f"{reason}; resource machine {job['rid']} did not answer ({type(exc).__name__})",
             )
-            self.db.jobs.report(job_id, None, {"state": KILLED, "error": reason, "message": reason})
-            log.warning("Job<%s> marked killed without its machine: %s", job_id, reason)
             return []
         if code != 0:
             raise MirrorError(value)
@@ -113,6 +119,27 @@ class JobService:
         if code != 0:
             raise MirrorError(value)
         return value
+
+    def _killed_without_machine(self, job, reason):
+        self.db.jobs.report(
+            job["job_id"], None, {"state": KILLED, "error": reason, "message": reason}
+        )
+        log.warning("Job<%s> marked killed without its machine: %s", job["job_id"], reason)
+
+    @mirror_rpc
+    def delete(self, job_id):
+        """Delete a QUEUED or finished job in central, whether or not its machine answers.
+
+        Its directory and published files go when its machine is back (the
+        ``cleanup`` list of ``machine.heartbeat``). A job under way is refused:
+        its machine stops it first (``jobdelete_<rid>.do`` with ``force=1``).
+        """
+        job_id = to_int(job_id, "job_id")
+        job = self.db.jobs.get(job_id, owner=self.caller.scope)
+        if job["state"] == QUEUED:
+            self.db.jobs.cancel_queued(job_id, "cancelled to be deleted")
+        self.db.jobs.remove(job_id, states=FINAL, owner=self.caller.scope)
+        return []
 
     # -- for the gateway -----------------------------------------------------
     @mirror_rpc

@@ -1,7 +1,6 @@
 """The ``jobdispatch`` service: split a project's parameter file into queued jobs."""
 
 import logging
-from collections import defaultdict
 
 from nameko.dependency_providers import Config
 
@@ -16,6 +15,7 @@ from services.central.checks import (
     split_tags,
 )
 from services.central.providers import Caller, Database, JobQueues
+from services.central.publisher import publish_placed
 from services.central.requests import Requests, idempotent
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
@@ -55,11 +55,7 @@ class JobDispatchService:
             catalog.read_project_file(p_id, para_name, owner=caller.scope), para_name
         )
         self._check_size(para_name, states)
-        if rid is not None:
-            placements = [rid] * len(states)
-        else:
-            ncpus = max(int(s.params.get("NCPUS", 1)) for s in states)
-            placements = self.db.machines.choose(len(states), ncpus, tags)
+        placements = self._place([ncpus_of(s) for s in states], rid, tags)
         ids = self.db.jobs.create(
             p_id,
             c_id,
@@ -70,6 +66,7 @@ class JobDispatchService:
             tags,
             owner=caller.name,
             within=self.requests.record,
+            pinned=rid is not None,
         )
         self._publish(ids, states, placements)
         log.info("Project<%s> dispatched with CalcPackage<%s>: %d job(s)", p_id, c_id, len(ids))
@@ -115,13 +112,21 @@ class JobDispatchService:
         if metadata is not None and not isinstance(metadata, dict):
             raise MirrorError("metadata must be an object")
         rid = to_int(rid, "rid", optional=True)
+        pinned = rid is not None
         tags = split_tags(tags)
         if rid is None and preferred:
             machine = self.db.machines.by_name(str(preferred))
-            if machine is not None and machine["slots"] - machine["used_cores"] >= ncpus:
+            if (
+                machine is not None
+                and machine["autorun"]
+                and set(tags) <= set(machine["tags"] or [])
+                and machine["slots"] - machine["used_cores"] >= ncpus
+            ):
                 rid = machine["rid"]
         if rid is None:
-            (rid,) = self.db.machines.choose(1, ncpus, tags)
+            (rid,) = self._place([ncpus], None, tags)
+        else:
+            self._place([ncpus], rid, tags)
         if rid is not None:
             check_against_roots(cwd, stdout, stderr, self.db.machines.roots_of(rid), rid)
         else:
@@ -147,6 +152,7 @@ class JobDispatchService:
             extra=extra,
             owner=caller.name,
             within=lambda db, ids: self.requests.record(db, ids[0]),
+            pinned=pinned,
         )
         self._publish([job_id], [state], [rid])
         log.info("Job<%s> submitted as a script%s", job_id, f" ({name})" if name else "")
@@ -164,11 +170,30 @@ class JobDispatchService:
                 "(DISPATCH.max_param_bytes); split the sweep or shorten its values"
             )
 
+    def _place(self, needs, rid, tags):
+        """The machine of each job needing ``needs`` cores: ``rid`` when pinned, else chosen.
+
+        Refuses jobs that no known machine could ever run; None where none
+        can now (the job waits unplaced for the reconciler).
+        """
+        machines = self.db.machines
+        if rid is not None:
+            machines.check_pinned(rid, max(needs), tags)
+            return [rid] * len(needs)
+        machines.check_unpinned(max(needs), tags)
+        return machines.choose(needs, tags)
+
     def _publish(self, ids, states, placements):
-        """Queue each placed job on its machine; unplaced ones wait for the reconciler."""
-        by_machine = defaultdict(list)
-        for job_id, state, machine in zip(ids, states, placements, strict=True):
-            if machine is not None:
-                by_machine[machine].append((job_id, int(state.params.get("NCPUS", 1))))
-        for machine, jobs in by_machine.items():
-            self.queues.publish(machine, jobs)
+        """Publish the placed jobs just committed; their outbox rows cover a failure."""
+        entries = [
+            (job_id, machine, ncpus_of(state))
+            for job_id, state, machine in zip(ids, states, placements, strict=True)
+            if machine is not None
+        ]
+        delay = (self.config.get("DEBUG") or {}).get("publish_delay", 0)
+        publish_placed(self.db, self.queues, entries, delay)
+
+
+def ncpus_of(state):
+    """The cores a state's job needs (its NCPUS parameter, 1 by default)."""
+    return int(state.params.get("NCPUS", 1))

@@ -25,7 +25,11 @@ class MachineService(Reconciler):
 
     @mirror_rpc
     def ruok(self, rid):
-        """One machine's health: online, queue length, running and stalled jobs."""
+        """One machine's health: online, queue length, running, stalled and waiting jobs.
+
+        ``waiting_jobs`` lists the jobs pinned to it that wait while it is
+        offline, and ``waiting`` says why (null when none wait).
+        """
         stalled_after = timedelta(
             seconds=float(self.config["MONITOR"]["interval"])
             * float(self.config["RECONCILER"]["stalled_intervals"])
@@ -33,12 +37,22 @@ class MachineService(Reconciler):
         return self.db.machines.ruok(to_int(rid, "rid"), stalled_after)
 
     @mirror_rpc
-    def heartbeat(self, rid, name, slots, tags=(), autorun=False, started=False, roots=()):
-        """Record that machine ``rid`` is alive, with what it offers."""
-        self.db.machines.heartbeat(
-            to_int(rid, "rid"), name, to_int(slots, "slots"), tags, autorun, started, roots
+    def heartbeat(
+        self, rid, name, slots, tags=(), autorun=False, started=False, roots=(), cleaned=()
+    ):
+        """Record that machine ``rid`` is alive, with what it offers.
+
+        Answers ``{"cleanup": [job ids]}``: jobs deleted in central whose
+        directories and published files the machine still has to remove. The
+        machine names those it removed in ``cleaned`` at a later heartbeat.
+        """
+        rid = to_int(rid, "rid")
+        if cleaned:
+            self.db.machines.cleaned(rid, [to_int(j, "job_id") for j in cleaned])
+        cleanup = self.db.machines.heartbeat(
+            rid, name, to_int(slots, "slots"), tags, autorun, started, roots
         )
-        return []
+        return {"cleanup": cleanup}
 
 
 def machine_service(config):

@@ -13,6 +13,7 @@ from nameko.extensions import DependencyProvider
 from db.session import make_engine, make_sessionmaker
 from services.central.storage.catalog import Catalog
 from services.central.storage.jobstore import JobStore
+from services.central.storage.outbox import Outbox
 from services.central.storage.registry import Registry
 from services.central.storage.requests import RequestLog
 from services.central.storage.submissions import Submissions
@@ -36,6 +37,7 @@ class Storage:
     jobs: JobStore
     machines: Registry
     requests: RequestLog
+    outbox: Outbox
     submissions: Submissions
     users: Users
 
@@ -55,6 +57,7 @@ class Database(DependencyProvider):
             jobs=jobs,
             machines=Registry(Session, jobs, config["AGENT"]),
             requests=RequestLog(Session),
+            outbox=Outbox(Session),
             submissions=Submissions(catalog),
             users=Users(Session),
         )

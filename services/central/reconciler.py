@@ -1,4 +1,4 @@
-"""The reconciler: places jobs that wait for a machine, and takes jobs back from lost ones.
+"""The reconciler: publishes the outbox, places waiting jobs, moves the jobs of lost machines.
 
 It runs on the ``machine`` service, every ``RECONCILER.interval`` seconds
 (``on_timer``), with that service's storage, job queues and config.
@@ -10,8 +10,10 @@ from datetime import timedelta
 
 from nameko.timer import timer
 
+from services.central import publisher
+from services.central.storage.records import now
 from services.common.errors import MirrorError
-from services.common.jobstates import ACTIVE, FAILED
+from services.common.jobstates import ACTIVE, FAILED, QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -20,46 +22,93 @@ class Reconciler:
     """Mixin of the reconciler pass; the host service provides ``db``, ``queues`` and ``config``."""
 
     def reconcile(self):
-        """Place unplaced jobs, and take jobs back from machines whose heartbeat stopped."""
-        try:
-            self._place_waiting()
-            self._recover_lost()
-        except MirrorError as exc:
-            log.warning("reconciler: %s", exc)
+        """Move the jobs of lost machines, place waiting jobs, republish, drain the outbox."""
+        for step in (self._recover_lost, self._place_waiting, self._republish, self._drain):
+            try:
+                step()
+            # One failing step (the broker or the database away) leaves the others
+            # to run: the next pass tries it again.
+            except Exception as exc:  # noqa: BLE001
+                level = logging.WARNING if isinstance(exc, MirrorError) else logging.ERROR
+                log.log(level, "reconciler: %s: %s", step.__name__, exc)
+
+    def _drain(self):
+        """Publish what the outbox holds: placements whose placer did not publish them."""
+        min_age = float(self.config["RECONCILER"].get("outbox_after", 10))
+        while publisher.drain(self.db, self.queues, min_age=min_age) >= 10000:
+            pass
 
     def _place_waiting(self):
-        """Give unplaced queued jobs an online machine and queue them there."""
+        """Give unplaced queued jobs a machine that fits their cores and tags, and publish them."""
         waiting = self.db.machines.unplaced()
         if not waiting:
             return
-        placements = self.db.machines.choose(len(waiting), 1)
-        by_machine = defaultdict(list)
-        for job_id, rid in zip(waiting, placements, strict=True):
-            if rid is not None and self.db.jobs.place(job_id, rid):
-                by_machine[rid].append((job_id, self.db.jobs.get(job_id)["ncpus"]))
-        for rid, job_ids in by_machine.items():
-            log.info("reconciler: placed %d waiting job(s) on Machine<%s>", len(job_ids), rid)
-            self.queues.publish(rid, job_ids)
+        groups = defaultdict(list)
+        for job_id, ncpus, tags in waiting:
+            groups[tags].append((job_id, ncpus))
+        entries = []
+        for tags, jobs in groups.items():
+            placements = self.db.machines.choose([ncpus for _, ncpus in jobs], tags)
+            entries += [
+                (job_id, rid, ncpus)
+                for (job_id, ncpus), rid in zip(jobs, placements, strict=True)
+                if rid is not None
+            ]
+        placed = self.db.jobs.place_many(entries)
+        if placed:
+            log.info("reconciler: placed %d waiting job(s)", len(placed))
+            publisher.publish_placed(self.db, self.queues, placed)
+
+    def _republish(self):
+        """Queue again the ids of jobs still QUEUED long after their last publication.
+
+        Only on online autorun machines: a manual machine reads no queue, and an
+        offline one finds its durable queue when it is back.
+        """
+        after = float(self.config["RECONCILER"].get("republish_after", 60))
+        count = self.db.outbox.republish(
+            self.db.machines.autorun_online(), now() - timedelta(seconds=after)
+        )
+        if count:
+            log.info("reconciler: %d queued job id(s) published again", count)
 
     def _recover_lost(self):
-        """Requeue or fail the claimed jobs of machines silent for ``lost_after``."""
+        """Move or fail the queued and claimed jobs of machines silent for ``lost_after``.
+
+        Jobs pinned to a machine stay on it and wait for it.
+        """
         config = self.config["RECONCILER"]
         lost = self.db.machines.silent_for(timedelta(seconds=float(config["lost_after"])))
-        if not lost:
-            return
+        fail = config["on_machine_lost"] == "fail"
+        for rid in lost:
+            reason = f"resource machine {rid} stopped sending heartbeats"
+            if fail:
+                self._fail_queued(rid, reason)
+            else:
+                moved = self.db.jobs.unplace_queued(rid, f"{reason}; placed again")
+                if moved:
+                    log.warning("Machine<%s> lost: %d queued job(s) move", rid, len(moved))
         for job_id in self.db.jobs.orphaned(lost):
             job = self.db.jobs.get(job_id)
             reason = f"resource machine {job['rid']} stopped sending heartbeats"
-            if config["on_machine_lost"] == "fail":
-                self.db.jobs.report(
-                    job_id,
-                    None,
-                    {"state": FAILED, "error": reason, "message": reason},
-                    expect=list(ACTIVE),
-                )
-                log.warning("Job<%s> failed: %s", job_id, reason)
+            if fail:
+                self._fail(job_id, reason, ACTIVE)
             elif self.db.jobs.requeue(job_id, f"{reason}; queued again"):
                 log.warning("Job<%s> queued again: %s", job_id, reason)
+
+    def _fail_queued(self, rid, reason):
+        """Fail the unpinned QUEUED jobs of lost machine ``rid``."""
+        for job_id in self.db.jobs.unplace_queued(rid, reason):
+            self._fail(job_id, reason, [QUEUED])
+
+    def _fail(self, job_id, reason, expect):
+        try:
+            self.db.jobs.report(
+                job_id, None, {"state": FAILED, "error": reason, "message": reason}, list(expect)
+            )
+            log.warning("Job<%s> failed: %s", job_id, reason)
+        except MirrorError as exc:
+            log.warning("Job<%s> not failed: %s", job_id, exc)
 
 
 def on_timer(service_cls, config):

@@ -1,7 +1,7 @@
 """B4: ``jobdispatch.do`` of a 10,000-state parameter file (100 x 100, ``states="product"``).
 
-Dispatched to a resource machine with no agent (rid 99), so every job stays
-queued; timed until the call returns. Then the depth of ``mirror.jobs.rid99``
+Dispatched to a resource machine known from one heartbeat but with no agent
+(rid 99), so every job stays queued; timed until the call returns. Then the depth of ``mirror.jobs.rid99``
 is read with ``rabbitmqctl`` to check that every id was queued: job ids travel
 in batches of ``JOBS_PER_MESSAGE`` per message.
 """
@@ -34,6 +34,8 @@ def run(ctx):
     before = queue_depths(mesh.vhost).get(QUEUE, 0)
     log(f"B4: dispatching {STATES} states to rid {RID} (no agent)")
     with ClusterRpcProxy(mesh.rpc_config, timeout=RPC_TIMEOUT) as cluster:
+        # Dispatch refuses an unknown rid: one heartbeat makes the machine known.
+        cluster.machine.heartbeat(rid=RID, name="b4", slots=1)
         t0 = time.monotonic()
         code, ids = cluster.jobdispatch.do(p_id=p_id, c_id=c_id, rid=RID)
         elapsed = time.monotonic() - t0

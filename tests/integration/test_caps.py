@@ -40,5 +40,6 @@ def test_a_sweep_over_the_parameter_cap_is_refused_with_its_figures(capped):
 
 def test_a_sweep_under_the_cap_is_dispatched(capped):
     p_id = capped.add_project("small", {"para.xml": sweep(100, 100)})
+    capped.ok("machine", "heartbeat", rid=1, name="m1", slots=1)  # known, no agent
     ids = capped.ok("jobdispatch", "do", p_id=p_id, c_id=capped.demo_c_id, rid=1)
     assert len(ids) == 100

@@ -152,6 +152,7 @@ def test_file_generation_rereads_the_stored_parameters(manual):
 
 def test_calls_for_another_machine_or_unknown_job(manual):
     p_id = manual.add_project("other", project_files("demo"))
+    manual.ok("machine", "heartbeat", rid=2, name="m2", slots=4)  # known, no agent
     (job_id, *_) = manual.ok("jobdispatch", "do", p_id=p_id, c_id=manual.demo_c_id, rid=2)
     for service in ("jobdirbuild_1", "jobfilebuild_1", "jobrun_1", "jobkill_1", "jobdelete_1"):
         assert manual.rpc(service, "do", job_id=job_id) == [

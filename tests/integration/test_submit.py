@@ -105,7 +105,8 @@ def test_cancel_running_queued_and_finished_jobs(autorun_mesh):
     autorun_mesh.wait_state(running, "RUNNING")
     assert autorun_mesh.rpc("job", "cancel", job_id=running) == [0, []]
     assert autorun_mesh.wait_state(running, FINAL)["state"] == "KILLED"
-    # Machine 8 has no agent: the job waits queued and is cancelled in place.
+    # Machine 8 is known but has no agent: the job waits queued and is cancelled in place.
+    autorun_mesh.ok("machine", "heartbeat", rid=8, name="m8", slots=1)
     queued = autorun_mesh.ok("jobdispatch", "submit", script="true", rid=8)
     assert autorun_mesh.rpc("job", "cancel", job_id=queued) == [0, []]
     job = autorun_mesh.ok("job", "query", job_id=queued)

@@ -237,7 +237,8 @@ def test_internal_calls_are_refused_over_http(mesh, people, target):
 def test_reports_come_only_from_the_jobs_machine(mesh, people):
     c_id = mesh.add_package("forgery", make_package(SLEEPER))
     p_id = mesh.add_project("forgery", {"para.xml": para(1)})
-    # Placed on machine 7, which has no agent: nothing runs it.
+    # Placed on machine 7, known but with no agent: nothing runs it.
+    mesh.ok("machine", "heartbeat", rid=7, name="m7", slots=1)
     (placed,) = mesh.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=7)
     forged = {"state": "RUNNING", "pid": 1, "message": "forged"}
 

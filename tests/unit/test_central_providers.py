@@ -14,6 +14,7 @@ from services.central.providers import (
     QueuePublisher,
     Storage,
 )
+from services.central.publisher import drain
 from services.central.reconciler import Reconciler
 from services.central.storage.records import now
 from services.common.names import JOBS_EXCHANGE, queue_name
@@ -94,7 +95,7 @@ def seed(storage, rids):
             CalcPackage(id=1, name="c", adapter_xml="<x/>", size=1, sha256="0", ftp_path="/c")
         )
     for rid in rids:
-        storage.machines.heartbeat(rid, f"m{rid}", 4, [], False)
+        storage.machines.heartbeat(rid, f"m{rid}", 4, [], True)
 
 
 def silence(storage, rid, seconds):
@@ -120,6 +121,8 @@ def test_jobs_of_a_lost_machine_are_queued_again_or_failed(database, on_machine_
     lost_job, kept_job = claimed_job(storage, 1), claimed_job(storage, 2)
     silence(storage, 1, 120)
     host, fake = reconciler(storage, on_machine_lost)
+    drain(storage, host.queues)  # the ids published at creation
+    fake.calls.clear()
     host.reconcile()
     lost = storage.jobs.get(lost_job)
     if on_machine_lost == "fail":
@@ -127,10 +130,10 @@ def test_jobs_of_a_lost_machine_are_queued_again_or_failed(database, on_machine_
         assert lost["error"] == "resource machine 1 stopped sending heartbeats"
         assert fake.calls == []
     else:
-        assert (lost["state"], lost["rid"]) == ("QUEUED", None)
+        # Queued again and, in the same pass, placed on the machine still online.
+        assert (lost["state"], lost["rid"]) == ("QUEUED", 2)
         assert storage.jobs.events(lost_job)[-1]["message"].endswith("; queued again")
     assert storage.jobs.get(kept_job)["state"] == "PREPARING"
-    # The next pass places the requeued job on the machine still online.
     host.reconcile()
     if on_machine_lost == "fail":
         assert storage.jobs.get(lost_job)["state"] == "FAILED" and fake.calls == []

@@ -4,7 +4,8 @@ import logging
 
 from sqlalchemy import delete, func, insert, select, update
 
-from db.models import Job, JobEvent, JobStep
+from db.models import Cleanup, Job, JobEvent, JobStep
+from services.central.storage import outbox
 from services.central.storage.records import (
     JOBS,
     STEPS,
@@ -46,13 +47,16 @@ class JobStore:
         extra=None,
         owner=LOCAL_NAME,
         within=None,
+        pinned=False,
     ):
         """Insert one job per state (with its steps and first event); return the ids.
 
         ``placements`` gives the resource machine of each state (None: not placed);
+        each placed job gets its outbox row in the same transaction.
         ``extra`` holds column values shared by every job (a script submission's);
-        ``owner`` is the user the jobs belong to; ``within(connection, ids)``
-        runs in the same transaction (it records the request that created them).
+        ``owner`` is the user the jobs belong to; ``pinned`` jobs wait for their
+        machine; ``within(connection, ids)`` runs in the same transaction (it
+        records the request that created them).
         """
         stamp = now()
         rows = [
@@ -68,6 +72,8 @@ class JobStore:
                 "tags": list(tags),
                 "owner": owner,
                 "rid": rid,
+                "pinned": bool(pinned),
+                "published_at": stamp if rid is not None else None,
                 "state": QUEUED,
                 "process": {},
                 "result": {},
@@ -101,6 +107,15 @@ class JobStore:
             )
             if within is not None:
                 within(db, ids)
+            outbox.add(
+                db,
+                [
+                    (job_id, row["rid"], row["ncpus"])
+                    for job_id, row in zip(ids, rows, strict=True)
+                    if row["rid"] is not None
+                ],
+                stamp,
+            )
         return ids
 
     # -- reads -------------------------------------------------------------
@@ -235,14 +250,29 @@ class JobStore:
         return out
 
     # -- other writes ------------------------------------------------------
-    def remove(self, job_id, rid=None):
-        """Delete job ``job_id`` with its steps and events."""
+    def remove(self, job_id, rid=None, states=None, owner=None):
+        """Delete job ``job_id`` with its steps and events; answer its row as it was.
+
+        ``rid`` None is central itself, which deletes only jobs in ``states``
+        (when given) and records a cleanup for the machine of a job that has a
+        directory: that machine removes it when it is back (``Registry.heartbeat``).
+        """
         with self.Session.begin() as session:
-            check_owner(job_row(session, job_id, lock=True), rid)
+            job = job_row(session, job_id, lock=True, owner=owner)
+            check_owner(job, rid)
+            if states is not None and job["state"] not in states:
+                raise MirrorError(
+                    f"job {job_id} is {job['state']}; its resource machine "
+                    f"{job['rid']} has to stop it first"
+                )
             session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
             session.execute(delete(JobStep).where(JobStep.job_id == job_id))
             session.execute(delete(Job).where(Job.id == job_id))
+            session.execute(delete(outbox.OUTBOX).where(outbox.OUTBOX.c.job_id == job_id))
+            if rid is None and job["rid"] is not None and job["path"] is not None:
+                session.add(Cleanup(job_id=job_id, rid=job["rid"], created=now()))
         log.info("Job<%s> deleted", job_id)
+        return job
 
     def cancel_queued(self, job_id, reason):
         """QUEUED -> KILLED in one conditional update; False if the job was not queued."""
@@ -259,28 +289,82 @@ class JobStore:
             return True
 
     def place(self, job_id, rid):
-        """Give an unplaced queued job its resource machine."""
+        """Give an unplaced queued job its resource machine (and its outbox row)."""
+        return bool(self.place_many([(job_id, rid, None)]))
+
+    def place_many(self, entries):
+        """Place ``(job_id, rid, ncpus)`` entries of unplaced queued jobs in one transaction.
+
+        Answers the entries placed, with each job's own ncpus, which also
+        went to the outbox; a job claimed, placed or deleted meanwhile is skipped.
+        """
+        stamp = now()
+        placed = []
         with self.Session.begin() as session:
-            done = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state == QUEUED)
-                .values(rid=rid, updated=now())
+            db = session.connection()
+            for job_id, rid, _ in entries:
+                ncpus = db.execute(
+                    update(JOBS)
+                    .where(JOBS.c.id == job_id, JOBS.c.state == QUEUED, JOBS.c.rid.is_(None))
+                    .values(rid=rid, published_at=stamp, updated=stamp)
+                    .returning(JOBS.c.ncpus)
+                ).scalar()
+                if ncpus is not None:
+                    placed.append((job_id, rid, ncpus))
+            outbox.add(db, placed, stamp)
+        return placed
+
+    def unplace_queued(self, rid, reason):
+        """Take the unpinned QUEUED jobs off machine ``rid``; answer their ids.
+
+        They wait, unplaced, for the reconciler to place them elsewhere.
+        """
+        stamp = now()
+        with self.Session.begin() as session:
+            db = session.connection()
+            ids = list(
+                db.execute(
+                    select(JOBS.c.id).where(
+                        JOBS.c.rid == rid, JOBS.c.state == QUEUED, JOBS.c.pinned.is_(False)
+                    )
+                ).scalars()
             )
-            return done.rowcount == 1
+            for part in outbox.chunks(ids):
+                db.execute(
+                    update(JOBS)
+                    .where(JOBS.c.id.in_(part), JOBS.c.state == QUEUED)
+                    .values(rid=None, published_at=None, updated=stamp)
+                )
+                db.execute(delete(outbox.OUTBOX).where(outbox.OUTBOX.c.job_id.in_(part)))
+            if ids:
+                db.execute(
+                    INSERT_EVENTS,
+                    [
+                        {"job_id": job_id, "time": stamp, "state": QUEUED, "message": reason}
+                        for job_id in ids
+                    ],
+                )
+        return ids
 
     def requeue(self, job_id, reason):
-        """Put a claimed job back in the queue, unplaced, with its steps reset."""
+        """Put a claimed job back in the queue with its steps reset.
+
+        An unpinned job is unplaced (the reconciler places it again); a pinned
+        one stays on its machine and goes back to the outbox for it.
+        """
         stamp = now()
         with self.Session.begin() as session:
             job = job_row(session, job_id, lock=True)
             if job["state"] not in ACTIVE:
                 return False
+            rid = job["rid"] if job["pinned"] else None
             session.execute(
                 update(JOBS)
                 .where(JOBS.c.id == job_id)
                 .values(
                     state=QUEUED,
-                    rid=None,
+                    rid=rid,
+                    published_at=stamp if rid is not None else None,
                     step=None,
                     path=None,
                     pid=None,
@@ -295,4 +379,6 @@ class JobStore:
                 INSERT_EVENTS,
                 [{"job_id": job_id, "time": stamp, "state": QUEUED, "message": reason}],
             )
+            if rid is not None:
+                outbox.add(session.connection(), [(job_id, rid, job["ncpus"])], stamp)
             return True

@@ -3,9 +3,9 @@
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from db.models import Job, Machine
+from db.models import Cleanup, Job, Machine
 from services.central.storage.records import iso, now
 from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError
@@ -40,6 +40,18 @@ class Registry:
             if started_at or machine.started_at is None:
                 machine.started_at = stamp
             machine.last_heartbeat = stamp
+            return list(
+                session.scalars(
+                    select(Cleanup.job_id).where(Cleanup.rid == rid).order_by(Cleanup.job_id)
+                )
+            )
+
+    def cleaned(self, rid, job_ids):
+        """Forget the cleanups machine ``rid`` has done."""
+        with self.Session.begin() as session:
+            session.execute(
+                delete(Cleanup).where(Cleanup.rid == rid, Cleanup.job_id.in_(list(job_ids)))
+            )
 
     def online(self, machine, stamp=None):
         """Whether ``machine`` sent a heartbeat recently enough."""
@@ -48,6 +60,12 @@ class Registry:
             machine.last_heartbeat is not None
             and stamp - machine.last_heartbeat <= self.stale_after
         )
+
+    def is_online(self, rid):
+        """Whether machine ``rid`` is known and sent a heartbeat recently enough."""
+        with self.Session() as session:
+            machine = session.get(Machine, rid) if rid is not None else None
+            return machine is not None and self.online(machine)
 
     def list(self):
         """Every machine as ``machine.list`` answers it, its load counted from jobs."""
@@ -90,14 +108,32 @@ class Registry:
                 if j.state == RUNNING
                 and stamp - (j.progress_at or j.start_time or j.updated) > stalled_after
             ]
+            online = self.online(machine, stamp)
+            pinned = [] if online else self._pinned_queued(session, rid)
             out = self._dict(machine, counts, stamp)
             out.update(
                 queue_length=counts.get("queued", 0),
                 running_jobs=[j.id for j in running],
                 stalled_jobs=stalled,
-                ok=self.online(machine, stamp) and not stalled,
+                waiting_jobs=pinned,
+                waiting=(
+                    f"{len(pinned)} pinned job(s) wait for this machine: {offline(machine)}"
+                    if pinned
+                    else None
+                ),
+                ok=online and not stalled,
             )
             return out
+
+    @staticmethod
+    def _pinned_queued(session, rid):
+        return list(
+            session.scalars(
+                select(Job.id)
+                .where(Job.rid == rid, Job.state == QUEUED, Job.pinned.is_(True))
+                .order_by(Job.id)
+            )
+        )
 
     def by_name(self, name):
         """The online machine called ``name``, or None."""
@@ -116,10 +152,12 @@ class Registry:
             machine = session.get(Machine, rid)
             return list(machine.roots or []) if machine is not None else None
 
-    def choose(self, count, ncpus, tags=()):
-        """Placements for ``count`` new jobs: online machines with room, most free cores first.
+    def choose(self, needs, tags=()):
+        """Machines for new unpinned jobs needing ``needs`` cores each (one entry a job).
 
-        Returns a list of rids (None where no online machine matches the tags).
+        Only online autorun machines whose slots hold the job and whose tags
+        match; the most free cores first, ties to the lower rid. None where no
+        such machine is online now: that job waits unplaced.
         """
         counts = self.jobs.counts_by_machine()
         stamp = now()
@@ -127,20 +165,82 @@ class Registry:
             machines = [
                 m
                 for m in session.scalars(select(Machine)).all()
-                if self.online(m, stamp) and set(tags) <= set(m.tags or [])
+                if m.autorun and self.online(m, stamp) and set(tags) <= set(m.tags or [])
             ]
-        if not machines:
-            return [None] * count
         load = {m.rid: counts.get(m.rid, {}).get("cores", 0) for m in machines}
         queued = {m.rid: counts.get(m.rid, {}).get("queued", 0) for m in machines}
         slots = {m.rid: max(int(m.slots), 1) for m in machines}
+        fitting = {}
         out = []
-        for _ in range(count):
-            # Free cores after what already waits there; ties go to the lower rid.
-            rid = max(slots, key=lambda r: (slots[r] - load[r] - queued[r] * ncpus, -r))
+        for ncpus in needs:
+            if ncpus not in fitting:
+                fitting[ncpus] = [r for r in slots if slots[r] >= ncpus]
+            if not fitting[ncpus]:
+                out.append(None)
+                continue
+            # Free cores after what already waits there.
+            rid = max(fitting[ncpus], key=lambda r: (slots[r] - load[r] - queued[r] * ncpus, -r))
             out.append(rid)
             queued[rid] += 1
         return out
+
+    def check_unpinned(self, ncpus, tags=()):
+        """Refuse jobs of ``ncpus`` cores and ``tags`` that no known autorun machine could ever run.
+
+        With no autorun machine known yet, they wait for one.
+        """
+        with self.Session() as session:
+            machines = [m for m in session.scalars(select(Machine)).all() if m.autorun]
+        if not machines:
+            return
+        tagged = [m for m in machines if set(tags) <= set(m.tags or [])]
+        if not tagged:
+            raise MirrorError(f"no resource machine is tagged {' and '.join(tags)}")
+        largest = max(int(m.slots) for m in tagged)
+        if ncpus > largest:
+            kind = f" tagged {' and '.join(tags)}" if tags else ""
+            raise MirrorError(
+                f"no resource machine{kind} has {ncpus} cores (the largest has {largest})"
+            )
+
+    def check_pinned(self, rid, ncpus, tags=()):
+        """Refuse jobs of ``ncpus`` cores and ``tags`` dispatched to machine ``rid`` that it cannot run."""
+        with self.Session() as session:
+            machine = session.get(Machine, rid)
+            if machine is None:
+                raise MirrorError(f"resource machine is not existed , rid : {rid}")
+            missing = sorted(set(tags) - set(machine.tags or []))
+            if missing:
+                raise MirrorError(f"resource machine {rid} is not tagged {' and '.join(missing)}")
+            if ncpus > int(machine.slots):
+                raise MirrorError(
+                    f"resource machine {rid} has {machine.slots} cores; a job needs {ncpus}"
+                )
+
+    def waiting(self, job_id):
+        """Why queued job ``job_id`` waits, in one line; None if it does not wait."""
+        stamp = now()
+        with self.Session() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.state != QUEUED:
+                return None
+            if job.rid is None:
+                tags = f" tagged {' and '.join(job.tags)}" if job.tags else ""
+                return (
+                    f"waits for an online autorun resource machine with {job.ncpus} core(s){tags}"
+                )
+            machine = session.get(Machine, job.rid)
+            if machine is None:
+                return f"waits for resource machine {job.rid}, which is not known"
+            if not self.online(machine, stamp):
+                if job.pinned:
+                    return f"pinned to resource machine {job.rid}, which is {offline(machine)}"
+                return (
+                    f"resource machine {job.rid} is {offline(machine)}; the job moves if it is lost"
+                )
+            if not machine.autorun:
+                return f"resource machine {job.rid} runs jobs only when asked (manual)"
+            return f"waits for {job.ncpus} free core(s) on resource machine {job.rid}"
 
     def silent_for(self, period):
         """Rids of machines whose last heartbeat is older than ``period``."""
@@ -148,14 +248,29 @@ class Registry:
         with self.Session() as session:
             return list(session.scalars(select(Machine.rid).where(Machine.last_heartbeat < cutoff)))
 
-    def unplaced(self, limit=1000):
-        """Ids of queued jobs without a machine, oldest first."""
+    def autorun_online(self):
+        """Rids of the online machines in autorun."""
+        stamp = now()
         with self.Session() as session:
-            return list(
-                session.scalars(
-                    select(Job.id)
+            machines = session.scalars(select(Machine).where(Machine.autorun.is_(True))).all()
+            return [m.rid for m in machines if self.online(m, stamp)]
+
+    def unplaced(self, limit=1000):
+        """``(id, ncpus, tags)`` of queued jobs without a machine, oldest first."""
+        with self.Session() as session:
+            return [
+                (job_id, ncpus, tuple(tags or ()))
+                for job_id, ncpus, tags in session.execute(
+                    select(Job.id, Job.ncpus, Job.tags)
                     .where(Job.state == QUEUED, Job.rid.is_(None))
                     .order_by(Job.id)
                     .limit(limit)
                 )
-            )
+            ]
+
+
+def offline(machine):
+    """How long ``machine`` is silent, for a waiting reason."""
+    if machine.last_heartbeat is None:
+        return "offline (never heard from)"
+    return f"offline (last heartbeat {iso(machine.last_heartbeat)})"
