@@ -250,3 +250,12 @@ def test_bad_requests(mesh, people):
     # JSON bodies work as forms do.
     out = ok(mesh, "post", "/command/alpha", ann, json={"command": "echo json"})
     assert out["output"] == "json\n"
+
+
+def test_command_time_limit(mesh, people):
+    ann = logged_in(mesh, "ann")
+    out = ok(mesh, "post", "/command/alpha", ann, data={"command": "echo begun; sleep 120"})
+    assert out["output"] == "begun\n"
+    assert out["retcode"] != 0
+    # GATEWAY.command_timeout is 20 s: the job's time limit, in minutes.
+    assert out["error"].endswith("time limit of 0.333333 min exceeded in step script\n"), out
