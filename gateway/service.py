@@ -5,8 +5,9 @@ from nameko.extensions import DependencyProvider
 
 from services.common.cluster import DynamicRpc
 
-from . import dashboard, routes
+from . import dashboard, newt, routes
 from .auth import Auth
+from .sessions import Sessions
 from .settings import check_address, read_settings
 from .web import http
 
@@ -34,6 +35,8 @@ class GatewayService:
     settings = Settings()
     services = DynamicRpc()
     door = Auth()
+    sessions = Sessions()
+    newt_settings = newt.NewtConfig()
 
     @http("GET,POST", "/proxy/<path:target>")
     def proxy(self, request, target):
@@ -55,6 +58,39 @@ class GatewayService:
     @http("*", "/health")
     def rest_health(self, request):
         return routes.handle_health(request, self.settings, self.services, self.door)
+
+    # The machine API of seed 004 (docs/newt.md); the seed's client ends paths with "/".
+    @http("*", "/api/auth")
+    @http("*", "/api/auth/")
+    def newt_auth(self, request):
+        door = self.sessions(self.door, request)
+        return newt.handle_auth(request, self.settings, self.services, door, self.newt_settings)
+
+    @http("*", "/api/command/<machine>")
+    @http("*", "/api/command/<machine>/")
+    def newt_command(self, request, machine):
+        door = self.sessions(self.door, request)
+        return newt.handle_command(
+            request, machine, self.settings, self.services, door, self.newt_settings
+        )
+
+    @http("*", "/api/job")
+    @http("*", "/api/job/")
+    def newt_overview(self, request):
+        door = self.sessions(self.door, request)
+        return newt.handle_overview(request, self.settings, self.services, door)
+
+    @http("*", "/api/job/<machine>")
+    @http("*", "/api/job/<machine>/")
+    def newt_jobs(self, request, machine):
+        door = self.sessions(self.door, request)
+        return newt.handle_jobs(request, machine, self.settings, self.services, door)
+
+    @http("*", "/api/job/<machine>/<jobid>")
+    @http("*", "/api/job/<machine>/<jobid>/")
+    def newt_job(self, request, machine, jobid):
+        door = self.sessions(self.door, request)
+        return newt.handle_job(request, machine, jobid, self.settings, self.services, door)
 
     # The dashboard and the described API (gateway/dashboard.py); "*" so that
     # a wrong method gets a JSON 405.
