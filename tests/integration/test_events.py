@@ -7,7 +7,10 @@ autorun agent. ann runs the bundled demo; bob must see none of it.
 import base64
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -18,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.bundled import package_zip, project_files
 from services.common.jobstates import COMPLETED, FINAL, QUEUED
 from tests.integration.test_users import Caller, new_user
-from tests.mesh import Mesh, wait_for
+from tests.mesh import ROOT, Mesh, new_vhost, rabbitmqctl, wait_for
 
 
 def b64(data):
@@ -243,3 +246,54 @@ def test_metrics_hold_jobs_by_state_and_what_the_gateway_saw(mesh, people, demo)
     assert any(s.name.endswith("_count") and s.value >= len(demo["ids"]) for s in starts)
     routes = {s.labels.get("route") for s in families["mirror_gateway_request_seconds"].samples}
     assert "/proxy" in routes and "/events" in routes
+
+
+def test_client_events_come_straight_from_the_broker(mesh, amqp_uri):
+    from services.client import Mirror
+    from services.client.eventstream import StreamUnavailable
+
+    with Mirror(mesh.config["AMQP_URI"], mesh.exchange) as client:
+        p_id = client.new_project("client-demo")
+        for name, data in project_files("demo").items():
+            client.upload(p_id, name, data)
+        with client.events(project=p_id) as events:
+            ids = client.dispatch(p_id, mesh.demo_c_id)
+            got = []
+            deadline = time.monotonic() + 120
+            while not all(any(e["job_id"] == j and e["state"] in FINAL for e in got) for j in ids):
+                assert time.monotonic() < deadline, got
+                event = events.next(timeout=5)
+                if event is not None:
+                    got.append(event)
+        for job_id in ids:
+            states = [e["state"] for e in got if e["job_id"] == job_id]
+            assert states[0] == QUEUED and states[-1] == COMPLETED
+        assert {e["p_id"] for e in got} == {p_id}
+        # The recorded events of one job, as before.
+        assert client.events(ids[0])[0]["state"] == QUEUED
+        assert [r["state"] for r in client.wait(ids, timeout=30)] == [COMPLETED] * len(ids)
+        done = subprocess_watch(mesh, ids)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"job {ids[0]} COMPLETED" in done.stdout
+    # A broker where no central ever published: no stream, and waiting polls.
+    vhost, uri = new_vhost(amqp_uri)
+    try:
+        with Mirror(uri, mesh.exchange) as lonely:
+            with pytest.raises(StreamUnavailable):
+                lonely.events(job=1)
+            assert lonely.job_stream([1]) is None
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def subprocess_watch(mesh, ids):
+    """``mirror watch IDS --config FILE``, the options after the command."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "watch", *map(str, ids)]
+        + ["--config", str(mesh.config_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
