@@ -131,6 +131,10 @@ class EventHub(DependencyProvider):
             except Exception as exc:  # noqa: BLE001 - reconnect whatever went wrong
                 if self.running:
                     log.warning("event consumer lost the broker (%s); reconnecting", exc)
+                    # Events published meanwhile never reach this queue: the
+                    # streams end, and their clients resume from the log by id.
+                    for sub in list(self.subscriptions):
+                        sub.queue.put(CLOSED)
                     eventlet.sleep(RECONNECT_DELAY)
 
     def _on_message(self, body, message):

@@ -14,6 +14,7 @@ import sys
 import pytest
 import yaml
 
+from services.client import Mirror
 from tests.mesh import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -61,8 +62,6 @@ def test_up_starts_and_stops_a_private_broker(tmp_path):
         assert f"started a private RabbitMQ node mirror-{port}@localhost" in text
         assert (tmp_path / "data" / "rabbitmq" / "mnesia").is_dir()
         # The mesh works on it: the agent registers through central.
-        from services.client import Mirror
-
         with Mirror(config["AMQP_URI"], timeout=10) as client:
             wait_for(lambda: any(m["online"] for m in client.machines()), 60, what="agent online")
     finally:

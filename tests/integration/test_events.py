@@ -19,6 +19,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bundled import package_zip, project_files
+from services.client import Mirror
+from services.client.eventstream import StreamUnavailable
 from services.common.jobstates import COMPLETED, FINAL, QUEUED
 from tests.integration.test_users import Caller, new_user
 from tests.mesh import ROOT, Mesh, new_vhost, rabbitmqctl, wait_for
@@ -249,9 +251,6 @@ def test_metrics_hold_jobs_by_state_and_what_the_gateway_saw(mesh, people, demo)
 
 
 def test_client_events_come_straight_from_the_broker(mesh, amqp_uri):
-    from services.client import Mirror
-    from services.client.eventstream import StreamUnavailable
-
     with Mirror(mesh.config["AMQP_URI"], mesh.exchange) as client:
         p_id = client.new_project("client-demo")
         for name, data in project_files("demo").items():
