@@ -25,7 +25,10 @@ from .errors import (
     NotExposed,
     NotFound,
 )
+from .events import handle_events
+from .files import handle_file
 from .formatting import health_report, job_response
+from .metrics import handle_metrics, observe_request
 from .parsing import (
     json_kwargs,
     parse_body,
@@ -35,7 +38,7 @@ from .parsing import (
     read_body,
     submit_kwargs,
 )
-from .web import PROXY, REST, proxy_error
+from .web import PROXY, REST, STREAM, proxy_error
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +63,42 @@ def door_of(settings, door):
     return door if door is not None else Door(Authenticator(settings, settings.address), {})
 
 
-def serve(request, settings, services, door, action, shape, methods=None, target=None):
+def authorization(request, query_token=False):
+    """The request's ``Authorization`` header; with ``query_token``, ``?token=`` stands for it.
+
+    EventSource and plain links cannot set headers: the routes they use take the
+    token from the query.
+    """
+    given = request.headers.get("Authorization")
+    token = request.args.get("token") if query_token else None
+    if not given and token:
+        return f"Bearer {token}"
+    return given
+
+
+def serve(
+    request,
+    settings,
+    services,
+    door,
+    action,
+    shape,
+    methods=None,
+    target=None,
+    route=None,
+    query_token=False,
+):
     """Caller, method, then ``action(identity)``'s ``(status, payload)``; every failure as JSON.
 
-    ``target`` names the request in the log line (default: its path).
+    ``target`` names the request in the log line (default: its path), ``route``
+    its URL rule in the metrics (default: ``target``).
     """
     started = time.monotonic()
     target = target or request.path
+    route = route or target
     try:
-        identity = door_of(settings, door).admit(request.headers.get("Authorization"), services)
+        given = authorization(request, query_token)
+        identity = door_of(settings, door).admit(given, services)
         if methods and request.method not in methods:
             raise MethodNotAllowed(request.method, target, ", ".join(methods))
         status, payload = action(identity)
@@ -81,6 +111,7 @@ def serve(request, settings, services, door, action, shape, methods=None, target
         log.exception("%s %s failed", request.method, target)
         response = shape.error(InternalError(f"internal error: {type(exc).__name__}"))
         log_request(request, target, 500, started, type(exc).__name__)
+    observe_request(route, response.status_code, time.monotonic() - started)
     return response
 
 
@@ -103,7 +134,7 @@ def handle_proxy(request, target, settings, services, door=None):
                 return 200, owned
         return 200, mesh.call(services, service, method, kwargs, settings.timeout)
 
-    return serve(request, settings, services, door, action, PROXY, target=target)
+    return serve(request, settings, services, door, action, PROXY, target=target, route="/proxy")
 
 
 def handle_submit(request, settings, services, door=None):
@@ -112,7 +143,7 @@ def handle_submit(request, settings, services, door=None):
         kwargs = submit_kwargs(parse_body(read_body(request.environ, settings.max_body)))
         return 200, {"job_id": str(mesh.submit_job(services, kwargs, settings.timeout))}
 
-    return serve(request, settings, services, door, action, REST, ("POST",))
+    return serve(request, settings, services, door, action, REST, ("POST",), route="/jobs/submit")
 
 
 def handle_query(request, job_id, settings, services, door=None):
@@ -121,7 +152,9 @@ def handle_query(request, job_id, settings, services, door=None):
         job, logs, node = mesh.query_job(services, parse_job_id(job_id), settings.timeout)
         return 200, job_response(job, logs, node)
 
-    return serve(request, settings, services, door, action, REST, ("GET", "HEAD"))
+    return serve(
+        request, settings, services, door, action, REST, ("GET", "HEAD"), route="/jobs/query"
+    )
 
 
 def handle_cancel(request, job_id, settings, services, door=None):
@@ -133,7 +166,7 @@ def handle_cancel(request, job_id, settings, services, door=None):
             pass  # cancelling a job that has already ended changes nothing: it succeeds
         return 200, {"msg": CANCELLED_MESSAGE}
 
-    return serve(request, settings, services, door, action, REST, ("POST",))
+    return serve(request, settings, services, door, action, REST, ("POST",), route="/jobs/cancel")
 
 
 def handle_health(request, settings, services, door=None):
@@ -142,7 +175,55 @@ def handle_health(request, settings, services, door=None):
         machines, failure = mesh.machines_or_failure(services, timeout)
         return health_report(machines, failure)
 
-    return serve(request, settings, services, door, action, REST, ("GET", "HEAD"))
+    return serve(request, settings, services, door, action, REST, ("GET", "HEAD"), route="/health")
+
+
+def handle_event_stream(request, settings, services, door, hub):
+    """``/events``: Server-Sent Events of what the caller may see (``gateway.events``)."""
+
+    def action(identity):
+        return 200, handle_events(request, identity, hub, services, settings.timeout)
+
+    return serve(
+        request,
+        settings,
+        services,
+        door,
+        action,
+        STREAM,
+        ("GET",),
+        route="/events",
+        query_token=True,
+    )
+
+
+def handle_files(request, job_id, kind, key, settings, services, door, ftp_config):
+    """``/files/jobs/<id>/<process|result>/<key>``: a published file (``gateway.files``)."""
+
+    def action(identity):
+        check_callable("jobgetdata", "do", settings.expose)
+        return 200, handle_file(request, services, ftp_config, job_id, kind, key, settings.timeout)
+
+    return serve(
+        request,
+        settings,
+        services,
+        door,
+        action,
+        STREAM,
+        ("GET", "HEAD"),
+        route="/files",
+        query_token=True,
+    )
+
+
+def handle_metrics_route(request, settings, services, door):
+    """``/metrics``: Prometheus' text format (``gateway.metrics``)."""
+
+    def action(identity):
+        return 200, handle_metrics(services, settings.timeout)
+
+    return serve(request, settings, services, door, action, STREAM, ("GET",), route="/metrics")
 
 
 def no_route(request):
@@ -157,6 +238,7 @@ def no_route(request):
     else:
         error = NotFound(f"no route: {path}")
     log_request(request, path, error.status, started, error.message)
+    observe_request("none", error.status, time.monotonic() - started)
     return proxy_error(error)
 
 

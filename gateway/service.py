@@ -7,9 +7,26 @@ from services.common.cluster import DynamicRpc
 
 from . import dashboard, newt, routes
 from .auth import Auth
+from .events import EventHub
+from .metrics import EventTimer
 from .sessions import Sessions
 from .settings import check_address, read_settings
 from .web import http
+
+
+class FileServer(DependencyProvider):
+    """The ``FTP`` section: where the gateway reads published files."""
+
+    def get_dependency(self, worker_ctx):
+        return self.container.config.get("FTP") or {}
+
+
+class Events(EventHub):
+    """The event hub, feeding this process's metrics too."""
+
+    def setup(self):
+        super().setup()
+        self.listeners.append(EventTimer())
 
 
 class Settings(DependencyProvider):
@@ -37,6 +54,8 @@ class GatewayService:
     door = Auth()
     sessions = Sessions()
     newt_settings = newt.NewtConfig()
+    hub = Events()
+    ftp = FileServer()
 
     @http("GET,POST", "/proxy/<path:target>")
     def proxy(self, request, target):
@@ -58,6 +77,22 @@ class GatewayService:
     @http("*", "/health")
     def rest_health(self, request):
         return routes.handle_health(request, self.settings, self.services, self.door)
+
+    @http("*", "/events")
+    def events(self, request):
+        return routes.handle_event_stream(
+            request, self.settings, self.services, self.door, self.hub
+        )
+
+    @http("*", "/files/jobs/<job_id>/<kind>/<path:key>")
+    def files(self, request, job_id, kind, key):
+        return routes.handle_files(
+            request, job_id, kind, key, self.settings, self.services, self.door, self.ftp
+        )
+
+    @http("*", "/metrics")
+    def metrics(self, request):
+        return routes.handle_metrics_route(request, self.settings, self.services, self.door)
 
     # The machine API of seed 004 (docs/newt.md); the seed's client ends paths with "/".
     @http("*", "/api/auth")

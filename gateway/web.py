@@ -60,6 +60,8 @@ class Shape(NamedTuple):
 
 PROXY = Shape(json_response, proxy_error)
 REST = Shape(rest_response, rest_error)
+# Routes that answer a response of their own (a stream, a file, metrics); errors as REST's.
+STREAM = Shape(lambda status, response: response, rest_error)
 
 
 class JsonHttpRequestHandler(HttpRequestHandler):

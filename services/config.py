@@ -8,10 +8,13 @@ import copy
 import os
 import re
 import socket
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+
+from services.common.exposure import is_loopback_host
 
 DEFAULT_PATH = "config/mirror.yaml"
 
@@ -60,8 +63,10 @@ DEFAULTS = {
         "slots": 0,
         "tags": [],
         # Directories where submitted scripts may run and write their output
-        # (besides the work root), e.g. ["/home", "/data"].
-        "allowed_roots": [],
+        # (besides the work root), e.g. ["/home", "/data"]. None: on a mesh
+        # bound to loopback alone, the home and temporary directories of the
+        # user running the agent; elsewhere none (default_roots).
+        "allowed_roots": None,
         "kill_grace": 5,
         # Seconds a package's pre or post hook may run (in a process of its own).
         "hook_timeout": 60,
@@ -182,6 +187,8 @@ def resolve(config):
         ftp["public_url"] = f"ftp://{host}:{ftp['port']}"
     agent = config["AGENT"]
     agent["rid"] = int(agent["rid"])
+    if agent.get("allowed_roots") is None:
+        agent["allowed_roots"] = default_roots(config)
     if not agent.get("name"):
         agent["name"] = f"{socket.gethostname()}-{agent['rid']}"
     if not agent.get("work_root"):
@@ -198,6 +205,26 @@ def masked(uri):
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return uri
+
+
+def loopback_only(config):
+    """Whether the broker, the gateway and the file server are all on loopback addresses."""
+    broker = urlsplit(str(config["AMQP_URI"])).hostname
+    gateway = str(config["GATEWAY"]["address"]).rpartition(":")[0]
+    ftp = config["FTP"].get("bind") or config["FTP"]["host"]
+    return all(is_loopback_host(host) for host in (broker, gateway, ftp))
+
+
+def default_roots(config):
+    """The allowed roots of an agent that sets none.
+
+    A mesh on loopback alone is one person's: their home and the system's
+    temporary directory. A mesh reachable from elsewhere allows none but the
+    work root until ``AGENT.allowed_roots`` names some.
+    """
+    if not loopback_only(config):
+        return []
+    return [str(Path.home()), tempfile.gettempdir()]
 
 
 def for_agent(config, rid):

@@ -75,6 +75,7 @@ def run_services(classes, config, grace=STOP_GRACE):
 
 def central_services(config):
     from services.central.calcpackage import CalcPackageService
+    from services.central.events import EventsService
     from services.central.job import JobService
     from services.central.jobdispatch import JobDispatchService
     from services.central.jobgetdata import JobGetDataService
@@ -90,6 +91,7 @@ def central_services(config):
         JobGetDataService,
         machine_service(config),
         UserService,
+        EventsService,
     ]
 
 

@@ -13,6 +13,8 @@ from services.common.envnames import check_submitted
 from services.common.errors import MirrorError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The setting that lists where submitted scripts may run and write.
+ROOTS_SETTING = "AGENT.allowed_roots"
 
 
 def decode(content, what):
@@ -130,6 +132,7 @@ def check_against_roots(workdir, stdout, stderr, roots, rid):
             raise MirrorError(
                 f"{name} {value!r} is outside the allowed roots of resource machine {rid}: "
                 + (", ".join(roots) or "none")
+                + f"; {ROOTS_SETTING} in the configuration of that machine's agent opens a directory"
             )
 
 

@@ -10,6 +10,7 @@ import sys
 
 from services.cli.broker import check_broker
 from services.cli.errors import fail
+from services.cli.localbroker import start_if_needed
 from services.config import for_agent, masked
 from services.runner import central_services, green, run_services, supervise
 
@@ -94,15 +95,26 @@ def child_command(args, *extra):
 
 
 def cmd_up(config, args):
-    """Run every part as a child process; stop them all on Ctrl+C, SIGTERM or a death."""
-    check_broker(config)
-    # Migrate once here so that central starts on a ready schema.
-    migrate(config)
-    agent = ["agent", "--rid", "1"] + ([] if args.no_autorun else ["--autorun"])
-    parts = {"ftp": ["ftp"], "central": ["central"], "agent": agent, "gateway": ["gateway"]}
-    address = config["GATEWAY"]["address"]
-    banner = (
-        f"mesh up: gateway http://{address}, "
-        f"file server ftp://{config['FTP']['host']}:{config['FTP']['port']}"
-    )
-    supervise({name: child_command(args, *extra) for name, extra in parts.items()}, banner)
+    """Run every part as a child process; stop them all on Ctrl+C, SIGTERM or a death.
+
+    With no broker at a local AMQP_URI and RabbitMQ installed, a private node
+    runs first, at that address, and stops last (``localbroker``).
+    """
+    broker = start_if_needed(config)
+    try:
+        check_broker(config)
+        # Migrate once here so that central starts on a ready schema.
+        migrate(config)
+        agent = ["agent", "--rid", "1"] + ([] if args.no_autorun else ["--autorun"])
+        parts = {"ftp": ["ftp"], "central": ["central"], "agent": agent, "gateway": ["gateway"]}
+        address = config["GATEWAY"]["address"]
+        banner = (
+            f"mesh up: gateway http://{address}, "
+            f"file server ftp://{config['FTP']['host']}:{config['FTP']['port']}"
+        )
+        if broker is not None:
+            banner += f", private broker {broker.node}"
+        supervise({name: child_command(args, *extra) for name, extra in parts.items()}, banner)
+    finally:
+        if broker is not None:
+            broker.stop()

@@ -2,6 +2,7 @@
 
 import sys
 import time
+from contextlib import nullcontext
 
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -102,7 +103,9 @@ def watch_jobs(client, args, out):
         TextColumn("{task.fields[state]}"),
         console=out,
     )
-    with progress:
+    # The jobs' events wake the loop; without a stream it polls every interval.
+    stream = client.job_stream(ids)
+    with progress, closing(stream):
         tasks = {
             job_id: progress.add_task("", total=None, job=job_id, step="-", state="")
             for job_id in ids
@@ -126,7 +129,10 @@ def watch_jobs(client, args, out):
                     ended[job_id] = job
             if len(ended) == len(ids):
                 break
-            time.sleep(args.interval)
+            if stream is None:
+                time.sleep(args.interval)
+            else:
+                stream.settle(client.stream_quiet)
     for job_id in ids:
         job = ended[job_id]
         line = text(f"job {job_id} ").append_text(state_text(job["state"]))
@@ -134,6 +140,11 @@ def watch_jobs(client, args, out):
             line.append(f": {job['error']}")
         out.print(line)
     return 0 if all(job["state"] == COMPLETED for job in ended.values()) else 1
+
+
+def closing(stream):
+    """A context that closes ``stream`` (None: nothing to close)."""
+    return stream if stream is not None else nullcontext()
 
 
 def job_logs(client, args, out):

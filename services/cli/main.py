@@ -44,6 +44,20 @@ def cmd_demo(config, args):
     demo.cmd_demo(config, args)
 
 
+def global_options():
+    """``--config`` and ``--log-level`` for a command's own parser: given after the command too."""
+    options = argparse.ArgumentParser(add_help=False)
+    # Not given after the command: the value given before it (or its default) stands.
+    options.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    options.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return options
+
+
+def add_parser(sub, name, **kwargs):
+    """``sub.add_parser(name, ...)`` that also takes the global options after the command."""
+    return sub.add_parser(name, parents=[global_options()], **kwargs)
+
+
 def parse_args(argv):
     """The ``mirror`` arguments; ``args.handler(config, args)`` runs the command."""
     parser = argparse.ArgumentParser(
@@ -62,9 +76,9 @@ def parse_args(argv):
 
 def add_daemon_commands(sub):
     """Add the commands that run parts of the mesh, and ``demo``."""
-    central = sub.add_parser("central", help="the central services and the reconciler (database)")
+    central = add_parser(sub, "central", help="the central services and the reconciler (database)")
     central.set_defaults(handler=daemons.cmd_central)
-    agent = sub.add_parser("agent", help="the services of one resource machine")
+    agent = add_parser(sub, "agent", help="the services of one resource machine")
     agent.add_argument("--rid", type=int, help="resource machine id (default AGENT.rid)")
     agent.add_argument(
         "--autorun", action="store_true", help="run queued jobs alone (DEBUG.autorun_job)"
@@ -72,16 +86,16 @@ def add_daemon_commands(sub):
     agent.add_argument("--slots", type=int, help="cores this machine offers (default AGENT.slots)")
     agent.add_argument("--tags", help="comma-separated machine tags (default AGENT.tags)")
     agent.set_defaults(handler=daemons.cmd_agent)
-    gateway = sub.add_parser("gateway", help="the HTTP gateway (/proxy/<service>-<method>)")
+    gateway = add_parser(sub, "gateway", help="the HTTP gateway (/proxy/<service>-<method>)")
     gateway.set_defaults(handler=daemons.cmd_gateway)
-    ftp = sub.add_parser("ftp", help="the file server (pyftpdlib, its own process)")
+    ftp = add_parser(sub, "ftp", help="the file server (pyftpdlib, its own process)")
     ftp.set_defaults(handler=daemons.cmd_ftp)
-    up = sub.add_parser(
-        "up", help="all of the above on this machine, one agent (rid 1) with autorun"
+    up = add_parser(
+        sub, "up", help="all of the above on this machine, one agent (rid 1) with autorun"
     )
     up.add_argument("--no-autorun", action="store_true", help="leave the agent in manual mode")
     up.set_defaults(handler=daemons.cmd_up)
-    demo = sub.add_parser("demo", help="run the bundled demo sweep and show its results")
+    demo = add_parser(sub, "demo", help="run the bundled demo sweep and show its results")
     demo.add_argument(
         "--up", action="store_true", help="start `mirror up` first if no mesh answers"
     )
@@ -89,30 +103,30 @@ def add_daemon_commands(sub):
         "--exit", action="store_true", help="stop the mesh it started once the sweep ends"
     )
     demo.set_defaults(handler=cmd_demo)
-    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate = add_parser(sub, "migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=daemons.cmd_migrate)
 
 
 def add_user_commands(sub):
     """Add the user commands (projects, packages, jobs, logs, results, machines)."""
-    project = sub.add_parser("project", help="create and list projects")
+    project = add_parser(sub, "project", help="create and list projects")
     psub = project.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = psub.add_parser("create", help="create a project from every file of a directory")
+    create = add_parser(psub, "create", help="create a project from every file of a directory")
     create.add_argument("name", metavar="NAME")
     create.add_argument("directory", metavar="DIR", help="uploaded recursively, relative names")
     create.add_argument("--description", default="")
     create.set_defaults(handler=command(project_create))
-    psub.add_parser("list", help="list the projects").set_defaults(handler=command(project_list))
+    add_parser(psub, "list", help="list the projects").set_defaults(handler=command(project_list))
 
-    package = sub.add_parser("package", help="register and list calculation packages")
+    package = add_parser(sub, "package", help="register and list calculation packages")
     ksub = package.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = ksub.add_parser("add", help="register a calculation package (zip or directory)")
+    add = add_parser(ksub, "add", help="register a calculation package (zip or directory)")
     add.add_argument("path", metavar="ZIP")
     add.add_argument("--name", help="package name (default: the file name without .zip)")
     add.set_defaults(handler=command(package_add))
-    ksub.add_parser("list", help="list the packages").set_defaults(handler=command(package_list))
+    add_parser(ksub, "list", help="list the packages").set_defaults(handler=command(package_list))
 
-    dispatch = sub.add_parser("dispatch", help="one job per state of a project's parameter file")
+    dispatch = add_parser(sub, "dispatch", help="one job per state of a project's parameter file")
     dispatch.add_argument("p_id", type=int, metavar="P_ID")
     dispatch.add_argument("c_id", type=int, metavar="C_ID")
     dispatch.add_argument("--para", default="para.xml", metavar="FILE", help="parameter file")
@@ -120,7 +134,7 @@ def add_user_commands(sub):
     dispatch.add_argument("--tags", help="comma-separated tags a machine must have")
     dispatch.set_defaults(handler=command(dispatch_jobs))
 
-    submit = sub.add_parser("submit", help="run a shell script as a one-step job")
+    submit = add_parser(sub, "submit", help="run a shell script as a one-step job")
     what = submit.add_mutually_exclusive_group(required=True)
     what.add_argument("script", nargs="?", metavar="SCRIPT", help="script file, or - for stdin")
     what.add_argument("-c", "--command", dest="inline", metavar="TEXT", help="script text")
@@ -134,43 +148,43 @@ def add_user_commands(sub):
     submit.add_argument("--tags", help="comma-separated tags a machine must have")
     submit.set_defaults(handler=command(submit_script))
 
-    jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    jobs = add_parser(sub, "jobs", help="list jobs, newest first")
     jobs.add_argument("--state", help="state(s), comma-separated (e.g. RUNNING,QUEUED)")
     jobs.add_argument("--rid", type=int, help="jobs of this resource machine")
     jobs.add_argument("--project", type=int, metavar="P_ID", help="jobs of this project")
     jobs.add_argument("--limit", type=int, default=100)
     jobs.set_defaults(handler=command(list_jobs))
 
-    status = sub.add_parser("status", help="a job's details, steps and URLs")
+    status = add_parser(sub, "status", help="a job's details, steps and URLs")
     status.add_argument("job_id", type=int, metavar="ID")
     status.set_defaults(handler=command(job_status))
 
-    watch = sub.add_parser("watch", help="live progress of jobs until they all end")
+    watch = add_parser(sub, "watch", help="live progress of jobs until they all end")
     watch.add_argument("job_ids", type=int, nargs="+", metavar="ID")
     watch.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
     watch.set_defaults(handler=command(watch_jobs))
 
-    logs = sub.add_parser("logs", help="a job step's stdout and stderr")
+    logs = add_parser(sub, "logs", help="a job step's stdout and stderr")
     logs.add_argument("job_id", type=int, metavar="ID")
     logs.add_argument("--follow", "-f", action="store_true", help="go on until the job ends")
     logs.add_argument("--step", metavar="S", help="step id (default: the current or last one)")
     logs.set_defaults(handler=command(job_logs))
 
-    kill = sub.add_parser("kill", help="stop jobs")
+    kill = add_parser(sub, "kill", help="stop jobs")
     kill.add_argument("job_ids", type=int, nargs="+", metavar="ID")
     kill.set_defaults(handler=command(kill_jobs))
 
-    rm = sub.add_parser("rm", help="delete jobs, their directories and published files")
+    rm = add_parser(sub, "rm", help="delete jobs, their directories and published files")
     rm.add_argument("job_ids", type=int, nargs="+", metavar="ID")
     rm.add_argument("--force", action="store_true", help="kill jobs that have not ended first")
     rm.set_defaults(handler=command(remove_jobs))
 
-    get = sub.add_parser("get", help="download a job's results (DEST/<key>/...)")
+    get = add_parser(sub, "get", help="download a job's results (DEST/<key>/...)")
     get.add_argument("job_id", type=int, metavar="ID")
     get.add_argument("dest", metavar="DEST")
     get.set_defaults(handler=command(get_results))
 
-    sub.add_parser("machines", help="the resource machines").set_defaults(
+    add_parser(sub, "machines", help="the resource machines").set_defaults(
         handler=command(list_machines)
     )
     add_user_admin_commands(sub)
@@ -178,20 +192,20 @@ def add_user_commands(sub):
 
 def add_user_admin_commands(sub):
     """Add ``mirror user``: the users who call through the gateway, and their tokens."""
-    user = sub.add_parser("user", help="users of the gateway: add, list, token, revoke, passwd")
+    user = add_parser(sub, "user", help="users of the gateway: add, list, token, revoke, passwd")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = usub.add_parser("add", help="add a user; prints their bearer token once")
+    add = add_parser(usub, "add", help="add a user; prints their bearer token once")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--admin", action="store_true", help="sees and acts on everything")
     add.set_defaults(handler=command(user_add))
-    usub.add_parser("list", help="list the users").set_defaults(handler=command(user_list))
-    token = usub.add_parser("token", help="a new token for a user (the old one stops working)")
+    add_parser(usub, "list", help="list the users").set_defaults(handler=command(user_list))
+    token = add_parser(usub, "token", help="a new token for a user (the old one stops working)")
     token.add_argument("name", metavar="NAME")
     token.set_defaults(handler=command(user_token))
-    revoke = usub.add_parser("revoke", help="refuse a user's token and password")
+    revoke = add_parser(usub, "revoke", help="refuse a user's token and password")
     revoke.add_argument("name", metavar="NAME")
     revoke.set_defaults(handler=command(user_revoke))
-    passwd = usub.add_parser("passwd", help="set a user's password (typed twice, or from stdin)")
+    passwd = add_parser(usub, "passwd", help="set a user's password (typed twice, or from stdin)")
     passwd.add_argument("name", metavar="NAME")
     passwd.set_defaults(handler=command(user_passwd))
 

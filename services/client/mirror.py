@@ -2,13 +2,17 @@
 
 import base64
 import io
+import logging
 import time
 import zipfile
 from pathlib import Path
 
 from services.client.connection import MirrorError, RpcClient
+from services.client.eventstream import EventStream, StreamUnavailable
 from services.common.jobstates import FINAL as FINAL_STATES
 from services.common.jobstates import PENDING
+
+log = logging.getLogger("services.client")
 
 
 def _encode(data):
@@ -40,6 +44,9 @@ class Mirror(RpcClient):
     Each method calls one RPC and returns its value (``MirrorError`` for a
     refusal); see ``RpcClient`` for the connection.
     """
+
+    #: Seconds without an event before a waiting client looks at its jobs all the same.
+    stream_quiet = 3.0
 
     # -- projects and packages ------------------------------------------------------
     def new_project(self, name, description=""):
@@ -147,8 +154,29 @@ class Mirror(RpcClient):
         """The job record (``job.query``)."""
         return self.call("job", "query", job_id=job_id)
 
-    def events(self, job_id):
-        return self.call("job", "events", job_id=job_id)
+    def events(self, job_id=None, /, **filters):
+        """Live events (with filters only), or one job's recorded events (with its id).
+
+        ``events(job=..., project=..., machine=..., state=..., sweep=...)``, each
+        a value, a list or a comma list, answers an :class:`EventStream`: an
+        iterator of event dicts from now on, read from the broker (close it, or
+        use it in a ``with`` block); it raises :class:`StreamUnavailable` when
+        the mesh publishes no events. ``events(job_id)`` answers the job's
+        recorded events, oldest first (``job.events``).
+        """
+        if job_id is None and "job_id" in filters:
+            job_id = filters.pop("job_id")
+        if job_id is not None:
+            return self.call("job", "events", job_id=job_id)
+        return EventStream(self.amqp_uri, filters)
+
+    def job_stream(self, ids):
+        """An :class:`EventStream` of the jobs ``ids``, or None when the mesh has none."""
+        try:
+            return EventStream(self.amqp_uri, {"job": [str(i) for i in ids]})
+        except StreamUnavailable as exc:
+            log.info("polling: %s", exc)
+            return None
 
     def jobs(self, state=None, rid=None, p_id=None, limit=100, name=None, submission_id=None):
         """Job summaries, newest first; ``state`` may be a list or a comma-separated text."""
@@ -244,23 +272,36 @@ class Mirror(RpcClient):
         """Wait until every job of ``ids`` (one id or several) is final.
 
         Returns their records in the order given. ``on_update(records)`` is
-        called after each poll; ``TimeoutError`` after ``timeout`` seconds.
+        called after each look; ``TimeoutError`` after ``timeout`` seconds.
+        The jobs are looked at again when an event of theirs arrives, and every
+        :attr:`stream_quiet` seconds without one (every ``interval`` seconds
+        when the mesh publishes no events).
         """
         ids = [ids] if isinstance(ids, int | str) else list(ids)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            records = [self.query(job_id) for job_id in ids]
-            if on_update is not None:
-                on_update(records)
-            if all(r["state"] in FINAL_STATES for r in records):
-                return records
-            if deadline is not None and time.monotonic() >= deadline:
-                pending = [str(r["job_id"]) for r in records if r["state"] not in FINAL_STATES]
-                raise TimeoutError(
-                    f"timed out after {timeout} s waiting for job(s) {', '.join(pending)}"
-                )
-            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
-            time.sleep(max(pause, 0))
+        stream = self.job_stream(ids)
+        try:
+            while True:
+                records = [self.query(job_id) for job_id in ids]
+                if on_update is not None:
+                    on_update(records)
+                if all(r["state"] in FINAL_STATES for r in records):
+                    return records
+                if deadline is not None and time.monotonic() >= deadline:
+                    pending = [str(r["job_id"]) for r in records if r["state"] not in FINAL_STATES]
+                    raise TimeoutError(
+                        f"timed out after {timeout} s waiting for job(s) {', '.join(pending)}"
+                    )
+                pause = interval if stream is None else self.stream_quiet
+                if deadline is not None:
+                    pause = max(min(pause, deadline - time.monotonic()), 0)
+                if stream is None:
+                    time.sleep(pause)
+                else:
+                    stream.settle(pause)
+        finally:
+            if stream is not None:
+                stream.close()
 
 
 def _started(job):

@@ -1,8 +1,10 @@
 """The mesh starts for real: ``mirror up``, central services on SQLite and PostgreSQL, heartbeats."""
 
 import base64
+import os
 import signal
 import subprocess
+import sys
 import time
 
 import psutil
@@ -72,8 +74,11 @@ def test_broker_down_is_one_clear_line(tmp_path, command):
     mesh.config["AMQP_URI"] = f"amqp://guest:secret@127.0.0.1:{port}/"
     mesh.config_path.write_text(yaml.safe_dump(mesh.config))
     started = time.monotonic()
+    # Without rabbitmq-server on PATH: `mirror up` would start a private node
+    # (tests/integration/test_broker_autostart.py).
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
     done = subprocess.run(
-        mesh.command(*command), cwd=ROOT, capture_output=True, text=True, timeout=60
+        mesh.command(*command), cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
     )
     assert done.returncode != 0
     assert time.monotonic() - started < 30

@@ -1,0 +1,110 @@
+"""The ``events`` service: the event log for resuming streams, job counts, and the event relay.
+
+The relay is a timer of this service: every :data:`RELAY_INTERVAL` seconds it
+publishes the job events recorded since its last look, and every
+:data:`MACHINE_EVERY` looks the machines that changed, on the topic exchange
+:data:`services.common.events.EVENTS_EXCHANGE`. It starts at the newest event
+of the log, so a restart publishes nothing twice; a stream that resumes asks
+:meth:`EventsService.since` for what it missed.
+"""
+
+import logging
+
+from nameko.amqp.publish import Publisher
+from nameko.timer import timer
+
+from services.central.providers import Caller, Database
+from services.central.relay import Relay
+from services.central.storage.eventlog import MAX_PAGE, EventLog
+from services.common.errors import MirrorError
+from services.common.events import (
+    EVENTS_EXCHANGE,
+    FilterError,
+    parse_filters,
+    routing_key,
+)
+from services.common.rpc import mirror_rpc, to_int
+
+log = logging.getLogger(__name__)
+
+RELAY_INTERVAL = 0.2
+# Machines are compared every this many relay ticks (once a second).
+MACHINE_EVERY = 5
+
+
+class EventDatabase(Database):
+    """The central storage plus the event log, its relay state and a publisher."""
+
+    def setup(self):
+        super().setup()
+        self.log = EventLog(self.storage.jobs.Session)
+        self.relay = None
+        self.ticks = 0
+        self.publisher = Publisher(
+            self.container.config["AMQP_URI"], serializer="json", delivery_mode=1
+        )
+
+    def start(self):
+        self.relay = Relay(self.log.last_id())
+        log.info("event relay starts after event %d", self.relay.high)
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class EventsService:
+    """Events after an id for resuming streams, job counts, and the relay (a timer)."""
+
+    name = "events"
+
+    db = EventDatabase()
+    caller = Caller()
+
+    @mirror_rpc
+    def since(self, after=0, filters=None, limit=MAX_PAGE):
+        """Job events with an id above ``after``, oldest first, the caller's own jobs only.
+
+        ``filters``: ``{job, sweep, project, machine, state}``, each a value,
+        a list or a comma list. At most ``limit`` (up to 1000) events.
+        """
+        if filters is not None and not isinstance(filters, dict):
+            raise MirrorError("filters must be an object of job, sweep, project, machine, state")
+        try:
+            parsed = parse_filters(filters)
+        except FilterError as exc:
+            raise MirrorError(str(exc)) from None
+        return self.db.log.after(
+            to_int(after, "after"), parsed, owner=self.caller.scope, limit=to_int(limit, "limit")
+        )
+
+    @mirror_rpc
+    def metrics(self):
+        """``{"jobs_by_state": {state: n}, "last_event_id": n}`` over the caller's jobs."""
+        return {
+            "jobs_by_state": self.db.log.counts_by_state(owner=self.caller.scope),
+            "last_event_id": self.db.log.last_id(),
+        }
+
+    @timer(interval=RELAY_INTERVAL)
+    def relay(self):
+        """Publish the job events and machine changes not yet published."""
+        db = self.db
+        relay = db.relay
+        if relay is None:
+            return
+        events = relay.take(db.log.after(relay.high))
+        gaps = relay.pending_gaps()
+        if gaps:
+            events += relay.take(db.log.by_ids(gaps))
+        db.ticks += 1
+        if db.ticks % MACHINE_EVERY == 0:
+            events += relay.machine_changes(db.storage.machines.list())
+        for event in events:
+            db.publisher.publish(
+                event,
+                exchange=EVENTS_EXCHANGE,
+                routing_key=routing_key(event),
+                declare=[EVENTS_EXCHANGE],
+            )
+        if events:
+            log.debug("published %d event(s), up to event %d", len(events), relay.high)
