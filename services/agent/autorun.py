@@ -7,7 +7,8 @@ starts them, one green thread per job, and gives their cores back.
 import logging
 
 from services.agent import stages
-from services.agent.steprun import launch_step
+from services.agent.reporting import Superseded
+from services.agent.steprun import forget, launch_step
 from services.agent.watch import watch
 from services.common.errors import MirrorError
 from services.common.jobstates import DONE, PREPARING, QUEUED, READY
@@ -100,6 +101,9 @@ def run_pipeline(rt, job, running=None):
         linger = rt.report_delay if rt.scheduler.waiting else 0.0
         stages.recover(rt, job, linger=linger)
         log.info("Job<%s> %s", job_id, job["state"])
+    except Superseded as exc:
+        # Another attempt owns the job now: nothing of this one is reported any more.
+        forget(rt, job_id, str(exc))
     except MirrorError as exc:
         stages.fail(rt, job, str(exc))
     except Exception as exc:  # noqa: BLE001 - the job must end, never stay RUNNING

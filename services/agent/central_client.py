@@ -28,6 +28,11 @@ class CentralUnavailable(MirrorError):
     """The central services did not answer, even after retries."""
 
 
+def _internal(value):
+    """Whether an answer is a fault of the server rather than a refusal."""
+    return isinstance(value, str) and value.startswith(INTERNAL)
+
+
 class CentralClient:
     """Call central services over a small pool of standalone RPC proxies.
 
@@ -70,8 +75,13 @@ class CentralClient:
         except Exception:  # noqa: BLE001 - the connection is already broken
             log.debug("closing a broken RPC proxy failed", exc_info=True)
 
-    def _call(self, service, method, kwargs, retries=None):
-        """Return ``(code, value, tries)``, retrying transient failures with backoff."""
+    def _call(self, service, method, kwargs, retries=None, *, internal_unavailable=False):
+        """Return ``(code, value, tries)``, retrying transient failures with backoff.
+
+        With ``internal_unavailable``, a fault of the server still answered
+        after the last try (a database that stays down) raises
+        CentralUnavailable too: the caller keeps what it sent for later.
+        """
         delay = 0.2
         retries = self.retries if retries is None else retries
         for attempt in range(1, retries + 2):
@@ -97,12 +107,7 @@ class CentralClient:
                     self._discard(entry)
                 raise
             self._pool.put(entry)
-            if (
-                code != 0
-                and isinstance(value, str)
-                and value.startswith(INTERNAL)
-                and attempt <= retries
-            ):
+            if code != 0 and _internal(value) and attempt <= retries:
                 # A fault of the server (a database connection cut mid-call): every
                 # agent call is conditional or idempotent, so the same call is safe again.
                 log.warning(
@@ -111,6 +116,10 @@ class CentralClient:
                 eventlet.sleep(delay)
                 delay = min(delay * 2, 5)
                 continue
+            if internal_unavailable and code != 0 and _internal(value):
+                raise CentralUnavailable(
+                    f"central service {service}.{method} failed after {attempt} tries: {value}"
+                )
             return code, value, attempt
         raise AssertionError("unreachable")
 
@@ -126,12 +135,17 @@ class CentralClient:
         """A job's bundle; with ``rid``, central refuses a job placed elsewhere."""
         return self.call("job", "fetch", job_id=job_id, rid=rid)
 
-    def claim(self, job_id, rid):
-        """Claim a queued job; a retried claim that had already taken effect counts as done."""
-        code, value, tries = self._call("job", "claim", {"job_id": job_id, "rid": rid})
+    def claim(self, job_id, rid, *, retried=False):
+        """Claim a queued job; a retried claim that had already taken effect counts as done.
+
+        ``retried``: an earlier call of the same claim may have landed unanswered.
+        """
+        code, value, tries = self._call(
+            "job", "claim", {"job_id": job_id, "rid": rid}, internal_unavailable=True
+        )
         if code == 0:
             return value
-        if tries > 1:
+        if retried or tries > 1:
             job = self._claimed_before(job_id, rid)
             if job is not None:
                 return job
@@ -142,35 +156,51 @@ class CentralClient:
         job = self.fetch(job_id)
         return job if job["state"] == PREPARING and job["rid"] == rid else None
 
-    def report(self, job_id, rid, changes, expect=None):
-        """Report a transition; a retried report that had already taken effect counts as done."""
+    def report(self, job_id, rid, changes, expect=None, attempt=None, *, retried=False):
+        """Report a transition; a retried report that had already taken effect counts as done.
+
+        ``attempt`` is sent only when the job's bundle carried one.
+        """
         kwargs = {"job_id": job_id, "rid": rid, "changes": changes, "expect": expect}
-        code, value, tries = self._call("job", "report", kwargs)
+        if attempt is not None:
+            kwargs["attempt"] = attempt
+        code, value, tries = self._call("job", "report", kwargs, internal_unavailable=True)
         if code == 0:
             return value
-        return self._landed_before(job_id, rid, changes, expect, value, tries)
+        return self._landed_before(kwargs, value, retried or tries > 1)
 
-    def _landed_before(self, job_id, rid, changes, expect, error, tries):
+    def _landed_before(self, entry, error, retried):
         """The job a refused retry finds already in the reported state, else MirrorError."""
-        target = changes.get("state")
-        if tries > 1 and target and expect:
+        target = entry["changes"].get("state")
+        if retried and target and entry.get("expect"):
             # The first try may have landed and only its reply been lost.
-            job = self.fetch(job_id)
-            if job["state"] == target and job["rid"] in (rid, None):
+            job = self.fetch(entry["job_id"])
+            attempt = entry.get("attempt")
+            if (
+                job["state"] == target
+                and job["rid"] in (entry.get("rid"), None)
+                and attempt in (None, job.get("attempts"))
+            ):
                 return job
         raise MirrorError(error)
 
-    def batch(self, rid, reports, claim=None, retries=None):
+    def batch(self, rid, reports, claim=None, retries=None, *, retried=False):
         """Send ``reports`` (and ``claim``) as one ``job.batch`` call.
 
         Returns ``(outcomes, claimed)``: for each report, in order, the new
         record or the MirrorError refusing it, as `report` would have answered
         (a shorter list if central answered fewer); for the claim, the bundle
         or the MirrorError `claim` would have raised (None without a claim).
+        ``retried``: these reports (and claim) may have landed unanswered before.
         """
         code, value, tries = self._call(
-            "job", "batch", {"rid": rid, "reports": reports, "claim": claim}, retries
+            "job",
+            "batch",
+            {"rid": rid, "reports": reports, "claim": claim},
+            retries,
+            internal_unavailable=True,
         )
+        retried = retried or tries > 1
         if code != 0:
             value = {
                 "reports": [[code, value]] * len(reports),
@@ -178,27 +208,25 @@ class CentralClient:
                 "claim_error": value,
             }
         outcomes = [
-            self._outcome(entry, rid, rcode, rvalue, tries)
+            self._outcome({**entry, "rid": rid}, rcode, rvalue, retried)
             for entry, (rcode, rvalue) in zip(reports, value["reports"], strict=False)
         ]
         if claim is None:
             return outcomes, None
         if value["claimed"] is not None:
             return outcomes, value["claimed"]
-        if tries > 1:
+        if retried:
             job = self._claimed_before(claim, rid)
             if job is not None:
                 return outcomes, job
         return outcomes, MirrorError(value["claim_error"])
 
-    def _outcome(self, entry, rid, code, value, tries):
+    def _outcome(self, entry, code, value, retried):
         """One batched report's outcome, as `report` would have answered it."""
         if code == 0:
             return value
         try:
-            return self._landed_before(
-                entry["job_id"], rid, entry["changes"], entry["expect"], value, tries
-            )
+            return self._landed_before(entry, value, retried)
         except MirrorError as exc:
             return exc
 

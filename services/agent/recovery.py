@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 def start(rt):
     """Pick up where an earlier agent process left off; tried again at the next beat if it fails."""
     try:
+        # Reports an earlier process left on disk go first: they may move jobs on.
+        rt.outbox.wait_online()
+        rt.synced = rt.outbox.reconnected
         recover_jobs(rt)
         if rt.autorun:
             autorun.catch_up(rt)

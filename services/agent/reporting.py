@@ -9,16 +9,18 @@ One layer holds every way a report waits to share a round trip:
   What is not journaled can be done again (directory and files) or learned
   again (a step's end, from its ledger).
 - lingering (``linger``): a report that may wait that many seconds in the
-  `Outbox` for another call (a claim) to ride with, as one ``job.batch``.
+  outbox (`services.agent.outbox`) for another call (a claim) to ride with,
+  as one ``job.batch``; the outbox also keeps reports through outages.
+
+Every report carries the job's ``attempt`` when its bundle has one; a report
+of an attempt central has superseded raises `Superseded`.
 """
 
 import json
 import logging
 import os
+import re
 from pathlib import Path
-
-import eventlet
-from eventlet.event import Event
 
 from services.common.errors import MirrorError
 from services.common.jobstates import apply_changes, merge_changes
@@ -27,6 +29,18 @@ log = logging.getLogger(__name__)
 
 #: The journal of deferred changes, inside a job directory.
 JOURNAL = Path(".mirror") / "pending.json"
+
+SUPERSEDED = re.compile(r"job \d+ attempt \d+ is superseded by attempt \d+")
+
+
+class Superseded(MirrorError):
+    """Central refused a report: another attempt of the job has begun since this one."""
+
+
+def attempt_of(job):
+    """The attempt a bundle runs under: ``attempt`` of the bundle, else its ``attempts``."""
+    attempt = job.get("attempt")
+    return attempt if attempt is not None else job.get("attempts")
 
 
 def report(rt, job, changes, expect=None, *, defer=False, linger=0.0):
@@ -49,7 +63,14 @@ def report(rt, job, changes, expect=None, *, defer=False, linger=0.0):
         merge_changes(merged, pending["changes"])
         merge_changes(merged, changes)
         changes, expect = merged, pending["expect"] if pending["expect"] else expect
-    updated = rt.outbox.report(job["job_id"], rt.rid, changes, expect, linger=linger)
+    try:
+        updated = rt.outbox.report(
+            job["job_id"], rt.rid, changes, expect, linger=linger, attempt=job.get("attempt")
+        )
+    except MirrorError as exc:
+        if SUPERSEDED.search(str(exc)):
+            raise Superseded(str(exc)) from exc
+        raise
     if (job.pop("_pending", None) or {}).get("journal"):
         drop_journal(job)
     job.update(updated)
@@ -64,7 +85,7 @@ def write_journal(job):
     system flush the new one's data (see tests/bench/README.md).
     """
     job["_pending"]["journal"] = True
-    saved = {"attempt": job.get("attempts"), **job["_pending"]}
+    saved = {"attempt": attempt_of(job), **job["_pending"]}
     try:
         with open(Path(job["path"]) / JOURNAL, "a", encoding="utf-8") as out:
             out.write(json.dumps(saved) + "\n")
@@ -111,7 +132,7 @@ def replay_journal(job, job_dirs):
     """
     for root in reversed(job_dirs):
         saved = read_journal(root / JOURNAL)
-        if saved is None or saved.get("attempt") != job.get("attempts"):
+        if saved is None or saved.get("attempt") != attempt_of(job):
             continue
         if saved.get("expect") and job["state"] not in saved["expect"]:
             continue
@@ -124,90 +145,3 @@ def replay_journal(job, job_dirs):
         log.info("Job<%s> unsent changes found in %s", job["job_id"], root / JOURNAL)
         return True
     return False
-
-
-# -- the outbox ---------------------------------------------------------------------
-class Outbox:
-    """Reports waiting to ride with the next call to central, over a `CentralClient`.
-
-    Whoever reports waits for the report's own outcome all the same; a
-    report, claim or flush sends everything waiting as one ``job.batch``.
-    """
-
-    def __init__(self, central):
-        self.central = central
-        self._outbox = []
-        self._flusher = None
-
-    def claim(self, job_id, rid):
-        """Claim a queued job (`CentralClient.claim`), taking the waiting reports along."""
-        if self._outbox:
-            return self._send(rid, claim=job_id)
-        return self.central.claim(job_id, rid)
-
-    def report(self, job_id, rid, changes, expect=None, linger=0.0):
-        """Report a transition (`CentralClient.report`); it may wait ``linger`` seconds.
-
-        Reports already waiting go along with this one.
-        """
-        if linger <= 0 and not self._outbox:
-            return self.central.report(job_id, rid, changes, expect)
-        entry = {"job_id": job_id, "rid": rid, "changes": changes, "expect": expect}
-        entry["done"] = Event()
-        self._outbox.append(entry)
-        if linger <= 0:
-            self._send(rid)
-        elif self._flusher is None:
-            self._flusher = eventlet.spawn_after(linger, self._flush, rid)
-        return entry["done"].wait()
-
-    def _flush(self, rid):
-        self._flusher = None
-        if self._outbox:
-            try:
-                self._send(rid)
-            except MirrorError as exc:
-                # Each waiting report got this error as its outcome.
-                log.warning("reports not sent: %s", exc)
-
-    def _send(self, rid, claim=None, retries=None):
-        """Send every waiting report (and ``claim``) in one call; answer each on its own.
-
-        The claim's bundle is returned, or MirrorError raised as `claim` would.
-        """
-        entries, self._outbox = self._outbox, []
-        if self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
-        reports = [{k: e[k] for k in ("job_id", "changes", "expect")} for e in entries]
-        try:
-            outcomes, claimed = self.central.batch(rid, reports, claim, retries=retries)
-        except BaseException as exc:
-            for entry in entries:
-                entry["done"].send_exception(
-                    exc
-                    if isinstance(exc, MirrorError)
-                    else MirrorError(f"report not sent: {exc!r}")
-                )
-            raise
-        for entry, outcome in zip(entries, outcomes, strict=False):
-            if isinstance(outcome, MirrorError):
-                entry["done"].send_exception(outcome)
-            else:
-                entry["done"].send(outcome)
-        for entry in entries[len(outcomes) :]:
-            entry["done"].send_exception(MirrorError("the report got no answer"))
-        if isinstance(claimed, MirrorError):
-            raise claimed
-        return claimed
-
-    def close(self):
-        """Send what waits now, with no retries: the agent is stopping."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
-        if self._outbox:
-            try:
-                self._send(self._outbox[0]["rid"], retries=0)
-            except MirrorError as exc:
-                log.warning("reports left unsent at shutdown: %s", exc)

@@ -6,6 +6,7 @@ autorun read and change its public attributes.
 
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import eventlet
 
 from services.agent import identity
 from services.agent.central_client import CentralClient
-from services.agent.reporting import Outbox
+from services.agent.outbox import Outbox
 from services.agent.scheduler import Scheduler
 from services.agent.steps import base_env
 from services.agent.workspace import Workspace, parse_size
@@ -75,7 +76,8 @@ class AgentRuntime:
         self.interval = float(config["MONITOR"]["interval"])
         self.refs = 0
         self.central = central or CentralClient(config)
-        self.outbox = Outbox(self.central)
+        # Reports central could not take wait on disk, under the work root.
+        self.outbox = Outbox(self.central, Path(agent["work_root"]) / ".outbox", self.rid)
         # Heartbeats get a line of their own with a short timeout and no retries:
         # the next beat is the retry, and a beat stuck retrying would hold up a
         # clean shutdown.
@@ -92,6 +94,9 @@ class AgentRuntime:
         self._beat_sent = False
         self.recovered = False
         self.recovering = False
+        # Outages of central the agent has re-synced after (`Outbox.reconnected`).
+        self.synced = 0
+        self.syncing = False
         self._threads = set()
 
     def close(self):
@@ -114,7 +119,7 @@ class AgentRuntime:
         """Tell central this machine is alive (MirrorError if no answer within the limit)."""
         stuck = MirrorError(f"no answer within {self.beat_limit:g}s")
         with eventlet.Timeout(self.beat_limit, stuck):
-            self.beats.call(
+            answer = self.beats.call(
                 "machine",
                 "heartbeat",
                 rid=self.rid,
@@ -126,3 +131,22 @@ class AgentRuntime:
                 roots=self.roots,
             )
         self._beat_sent = True
+        if isinstance(answer, dict) and answer.get("cleanup"):
+            self.clean(answer["cleanup"])
+
+    def clean(self, paths):
+        """Remove the job directories central no longer needs; only inside the work root."""
+        busy = {running.job_dir for running in self.running.values()}
+        for path in paths:
+            target = Path(self.workspace.root, str(path)).resolve()
+            root = self.workspace.root.resolve()
+            if target == root or root not in target.parents or str(target) in busy:
+                log.warning(
+                    "Machine<%s> cleanup of %s refused: not a job directory of %s",
+                    self.rid,
+                    path,
+                    root,
+                )
+                continue
+            shutil.rmtree(target, ignore_errors=True)
+            log.info("Machine<%s> removed %s", self.rid, target)

@@ -10,7 +10,7 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
 from nameko.timer import timer
 
-from services.agent import autorun, identity, recovery, stages
+from services.agent import autorun, identity, recovery, resync, stages
 from services.agent.expiry import Deadline, drop_expired
 from services.agent.logs import read_logs
 from services.agent.runtime import AgentRuntime
@@ -151,6 +151,10 @@ class JobAgent:
             # Registered: now find the jobs an earlier process left running.
             self.rt.recovering = True
             self.rt.spawn(recovery.start, self.rt)
+        elif resync.due(self.rt):
+            # Central came back after an outage: agree again on which jobs run here.
+            self.rt.syncing = True
+            self.rt.spawn(resync.resync, self.rt)
 
     def take(self, body):
         # Ack, then claim: autorun claims each job when its cores are free, so

@@ -15,7 +15,7 @@ from adapters.substitute import build_argv
 from services.agent import identity, ledger, processes
 from services.agent.hookproc import call_hook
 from services.agent.logs import stderr_tail
-from services.agent.reporting import report, write_journal
+from services.agent.reporting import attempt_of, report, write_journal
 from services.agent.stages import fail, job_dir, refuse_running
 from services.agent.steps import (
     ADAPTER,
@@ -182,6 +182,7 @@ def start(rt, job, launch, changes, started, defer_report):
         stderr=str(launch.stderr),
         err_offset=err_offset,
         publish=launch.publish,
+        attempt=attempt_of(job),
     )
     rt.running[job["job_id"]] = running
     return running
@@ -194,6 +195,15 @@ def stop_step(rt, running):
         running.started = processes.child_start(running.pid)
     processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)
     rt.running.pop(running.job_id, None)
+
+
+def forget(rt, job_id, reason):
+    """Stop the job's step here, if one runs, and drop what the agent kept of the job."""
+    running = rt.running.get(job_id)
+    if running is not None:
+        log.warning("Job<%s> stopping step %s here: %s", job_id, running.step, reason)
+        stop_step(rt, running)
+    rt.published.pop(job_id, None)
 
 
 def report_running(rt, job, running):
@@ -246,6 +256,7 @@ def reattach(rt, job):
         ledger_file=ledger_file,
         err_offset=run.err if run is not None and run.token == token else 0,
         publish=rt.published.setdefault(job["job_id"], {}),
+        attempt=attempt_of(job),
     )
     rt.running[job["job_id"]] = running
     log.info("Job<%s> step %s found again (pid %s)", job["job_id"], step, job.get("pid"))

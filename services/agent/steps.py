@@ -46,6 +46,8 @@ class Running:
     # When a deferred RUNNING report is due (time.monotonic()).
     report_due: float | None = None
     publish: dict = field(default_factory=dict)
+    # The job's attempt this run belongs to (None: central numbers no attempts).
+    attempt: int | None = None
 
 
 def next_step(job, step_id):

@@ -9,7 +9,8 @@ import time
 from datetime import datetime
 
 from services.agent import processes, stages
-from services.agent.steprun import finish_step, report_running, stop_step
+from services.agent.reporting import Superseded
+from services.agent.steprun import finish_step, forget, report_running, stop_step
 from services.common.errors import MirrorError
 from services.common.jobstates import RUNNING
 
@@ -53,6 +54,9 @@ def watch(rt, job, running, *, autorun=False):
             continue
         try:
             stages.monitor(rt, job)
+        except Superseded as exc:
+            forget(rt, job["job_id"], str(exc))
+            return job
         except MirrorError as exc:
             if taken_away(rt, job, running):
                 return job
@@ -67,17 +71,28 @@ def taken_away(rt, job, running):
         current = rt.central.fetch(job["job_id"])
     except MirrorError:
         return False
-    if current["state"] == RUNNING and current["rid"] == rt.rid:
+    if still_ours(rt, current, running):
         return False
     log.warning(
-        "Job<%s> is now %s on machine %s; stopping its step %s here",
+        "Job<%s> is now %s on machine %s (attempt %s); stopping its step %s here",
         job["job_id"],
         current["state"],
         current["rid"],
+        current.get("attempts"),
         running.step,
     )
     stop_step(rt, running)
     return True
+
+
+def still_ours(rt, current, running):
+    """Whether central's record ``current`` still has ``running``'s attempt running here."""
+    attempt = current.get("attempt", current.get("attempts"))
+    return (
+        current["state"] == RUNNING
+        and current["rid"] == rt.rid
+        and (running.attempt is None or attempt in (None, running.attempt))
+    )
 
 
 def time_out(rt, job, running):

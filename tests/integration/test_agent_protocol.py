@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from adapters.bundled import package_zip, project_files
 from services.agent.central_client import CentralClient
-from services.agent.reporting import Outbox
+from services.agent.outbox import Outbox
 from services.common.errors import MirrorError
 from tests.mesh import wait_for
 
@@ -34,10 +34,10 @@ def queued(core):
 
 
 @pytest.fixture
-def client(queued):
+def client(queued, tmp_path):
     mesh, _ = queued
     central = CentralClient(mesh.config, timeout=10, retries=1)
-    client = Outbox(central)
+    client = Outbox(central, tmp_path / "outbox", RID)
     yield client
     client.close()
     central.close()
@@ -122,10 +122,10 @@ def test_a_report_made_while_others_linger_takes_them_along(queued, client):
     assert outcome(thread)["job_id"] == first
 
 
-def test_close_sends_what_lingers(queued):
+def test_close_sends_what_lingers(queued, tmp_path):
     mesh, next_id = queued
     central = CentralClient(mesh.config, timeout=10, retries=1)
-    client = Outbox(central)
+    client = Outbox(central, tmp_path / "outbox", RID)
     first = next_id()
     client.claim(first, RID)
     thread = lingering(client, first, READY, ["PREPARING"])

@@ -7,6 +7,7 @@ import zipfile
 
 from adapters.bundled import BUNDLED_DIR, package_zip, project_files
 from services.agent import processes, stages
+from services.agent.central_client import CentralUnavailable
 from services.agent.runtime import AgentRuntime
 from services.agent.steprun import finish_step, launch_step
 from services.common.errors import MirrorError
@@ -18,14 +19,26 @@ STEPS = '<ExeArgument id="prepare" type="exec" value="true" priority="1"/>'
 
 
 class FakeCentral:
-    """The calls an agent makes to central, on one job record; every call is recorded."""
+    """The calls an agent makes to central, on one job record; every call is recorded.
+
+    ``down`` is how many more calls fail as an unreachable central would;
+    ``attempts`` numbers the attempts as central does once the job's record has them.
+    """
 
     def __init__(self, job):
         self.job = copy.deepcopy(job)
         self.calls = []
         self.refuse = None
+        self.down = 0
+
+    def _reach(self, what):
+        if self.down > 0:
+            self.down -= 1
+            self.calls.append(("unreachable", what))
+            raise CentralUnavailable(f"central service job.{what} unreachable after 6 tries")
 
     def fetch(self, job_id, rid=None):
+        self._reach("fetch")
         self.calls.append(("fetch", job_id))
         if rid is not None and self.job["rid"] != rid:
             raise MirrorError(
@@ -33,20 +46,53 @@ class FakeCentral:
             )
         return copy.deepcopy(self.job)
 
-    def report(self, job_id, rid, changes, expect=None):
+    def report(self, job_id, rid, changes, expect=None, attempt=None, *, retried=False):
+        self._reach("report")
+        return self._apply(job_id, changes, expect, attempt)
+
+    def _apply(self, job_id, changes, expect, attempt):
         self.calls.append(("report", copy.deepcopy(changes), expect))
+        if attempt is not None:
+            self.calls[-1] += (attempt,)
         state = self.job["state"]
+        if attempt is not None and attempt != self.job["attempts"]:
+            raise MirrorError(
+                f"job {job_id} attempt {attempt} is superseded by attempt {self.job['attempts']}"
+            )
         if self.refuse or (expect and state not in expect):
             raise MirrorError(f"job {job_id} is {self.refuse or state}, expected {expect}")
         apply_changes(self.job, changes)
         return {k: v for k, v in self.job.items() if k not in ("package", "project_files")}
+
+    def batch(self, rid, reports, claim=None, retries=None, *, retried=False):
+        self._reach("batch")
+        self.calls.append(("batch", len(reports), claim))
+        outcomes = []
+        for entry in reports:
+            try:
+                outcomes.append(
+                    self._apply(
+                        entry["job_id"], entry["changes"], entry["expect"], entry.get("attempt")
+                    )
+                )
+            except MirrorError as exc:
+                outcomes.append(exc)
+        return outcomes, (None if claim is None else self.claim(claim, rid))
+
+    def claim(self, job_id, rid, *, retried=False):
+        self._reach("claim")
+        self.calls.append(("claim", job_id))
+        if self.job["state"] != "QUEUED":
+            raise MirrorError(f"job {job_id} is {self.job['state']}, expected ['QUEUED']")
+        self.job.update(state="PREPARING", rid=rid, attempts=self.job["attempts"] + 1)
+        return {**copy.deepcopy(self.job), "attempt": self.job["attempts"]}
 
     def call(self, service, method, **kwargs):
         self.calls.append((f"{service}.{method}", kwargs))
         return []
 
     def reports(self):
-        return [call[1:] for call in self.calls if call[0] == "report"]
+        return [call[1:3] for call in self.calls if call[0] == "report"]
 
     def close(self):
         pass

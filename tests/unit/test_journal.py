@@ -81,7 +81,7 @@ def test_a_sent_report_empties_the_journal(tmp_path):
     sent = []
 
     class Outbox:
-        def report(self, job_id, rid, changes, expect, linger=0.0):
+        def report(self, job_id, rid, changes, expect, linger=0.0, attempt=None):
             sent.append((changes["state"], expect))
             return {"state": changes["state"]}
 

@@ -1,0 +1,72 @@
+"""An autorun agent rides out central being away for 20 s: every job ends COMPLETED, each step run once."""
+
+import time
+from pathlib import Path
+
+import psutil
+
+from adapters.bundled import project_files
+from services.agent import ledger
+from tests.integration.sweeps import steps_package, sweep_para, wait_all
+from tests.mesh import Mesh, job_processes, wait_for
+
+OUTAGE = 20
+STEPS = (
+    '<ExeArgument id="one" type="exec" value="sleep 3" priority="1"/>'
+    '<ExeArgument id="two" type="exec" value="sleep 3" priority="2"/>'
+)
+
+
+def processes_in(job):
+    """Live step processes of ``job``: its id alone may be another mesh's job on this machine."""
+    found = []
+    for proc in job_processes(job["job_id"]):
+        try:
+            if proc.environ().get("MIRROR_JOB_DIR") == job["path"]:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_jobs_run_once_through_an_outage_of_central(tmp_path, amqp_uri):
+    # A short RPC timeout and one retry: the agent's client gives up within seconds,
+    # so its reports go through the on-disk outbox. The reconciler must not count
+    # the agent lost for the beats central missed while it was away.
+    mesh = Mesh(
+        tmp_path,
+        amqp_uri,
+        RPC={"timeout": 3, "retries": 1},
+        RECONCILER={"interval": 1, "lost_after": 300},
+    )
+    try:
+        mesh.start_core()
+        mesh.start_agent(1, autorun=True, slots=4)
+        c_id = steps_package(mesh, "outage", STEPS)
+        files = dict(project_files("trivial"))
+        files["para.xml"] = sweep_para(range(8))
+        ids = mesh.ok("jobdispatch", "do", p_id=mesh.add_project("outage", files), c_id=c_id)
+        assert len(ids) == 8
+        wait_for(
+            lambda: any(mesh.ok("job", "query", job_id=j)["state"] == "RUNNING" for j in ids),
+            60,
+            what="a job running",
+        )
+        stopped = time.monotonic()
+        mesh.stop("central")
+        spool = Path(mesh.config["DATA_DIR"]) / "work" / "rid1" / ".outbox"
+        wait_for(lambda: list(spool.glob("*.json")), OUTAGE, what="reports kept on disk")
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
+        mesh.start("central", "central")
+
+        jobs = wait_all(mesh, ids, timeout=180)
+        assert [j["state"] for j in jobs] == ["COMPLETED"] * 8, [j["error"] for j in jobs]
+        for job in jobs:
+            runs = ledger.parse((Path(job["path"]) / ".mirror" / "steps").read_text())
+            assert sorted(r.step for r in runs) == ["one", "two"], (job["job_id"], runs)
+            assert all(r.code == 0 for r in runs)
+            assert processes_in(job) == []
+        wait_for(lambda: not list(spool.glob("*.json")), 30, what="the outbox emptied")
+        assert "report waits for central" in mesh.log("agent1")
+    finally:
+        mesh.close()
