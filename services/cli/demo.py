@@ -15,6 +15,7 @@ from adapters.bundled import package_zip, project_files
 from services.cli.broker import check_broker
 from services.cli.daemons import child_command
 from services.cli.jobs import watch_jobs
+from services.cli.localbroker import answers, server_command, wanted
 from services.cli.rendering import console
 from services.client import Mirror
 from services.common.jobstates import COMPLETED
@@ -51,19 +52,32 @@ def dashboard_url(config):
     return f"http://{host}:{port}/"
 
 
+def private_broker_possible(config):
+    """True when nothing answers at a local broker address and RabbitMQ is installed."""
+    return wanted(config) is not None and server_command() is not None
+
+
 def run_demo(config, args, start_mesh):
     """Register the demo, dispatch its sweep, follow it to the end, print the results."""
     rpc_config = {"AMQP_URI": config["AMQP_URI"], "rpc_exchange": config["rpc_exchange"]}
     child = None
-    with ClusterRpcProxy(rpc_config, timeout=3) as cluster:
-        if not mesh_answers(cluster):
-            if not args.up:
-                print(
-                    "mirror demo: no mesh answers; start one with `mirror up` or use `mirror demo --up`"
-                )
-                return 2
-            print("starting the mesh (mirror up) ...")
-            child = subprocess.Popen(start_mesh(), start_new_session=True)
+    if args.up and private_broker_possible(config):
+        # No broker yet: `mirror up` starts a private one along with the mesh.
+        host, port = wanted(config)
+        print("starting the mesh and a private broker (mirror up) ...")
+        child = subprocess.Popen(start_mesh(), start_new_session=True)
+        wait_until(lambda: child.poll() is None and answers(host, port), 90, "the private broker")
+    else:
+        with ClusterRpcProxy(rpc_config, timeout=3) as cluster:
+            if not mesh_answers(cluster):
+                if not args.up:
+                    print(
+                        "mirror demo: no mesh answers; "
+                        "start one with `mirror up` or use `mirror demo --up`"
+                    )
+                    return 2
+                print("starting the mesh (mirror up) ...")
+                child = subprocess.Popen(start_mesh(), start_new_session=True)
     try:
         with ClusterRpcProxy(rpc_config, timeout=30) as cluster:
             wait_until(
@@ -137,5 +151,6 @@ def cmd_demo(config, args):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
-    check_broker(config)
+    if not (args.up and private_broker_possible(config)):
+        check_broker(config)
     sys.exit(run_demo(config, args, start_mesh=lambda: child_command(args, "up")))

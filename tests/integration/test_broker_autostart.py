@@ -70,3 +70,28 @@ def test_up_starts_and_stops_a_private_broker(tmp_path):
         proc.wait(90)
     wait_for(lambda: not answers(port), 30, what="the private broker stopped")
     assert "private RabbitMQ node" in log.read_text()
+
+
+def test_demo_runs_where_rabbitmq_is_installed_but_not_running(tmp_path):
+    port = free_port()
+    config = {
+        "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{port}",
+        "DATA_DIR": str(tmp_path / "data"),
+        "FTP": {"port": free_port(), "passive_ports": [free_port()] * 2},
+        "GATEWAY": {"address": f"127.0.0.1:{free_port()}"},
+        "AGENT": {"heartbeat": 0.5},
+    }
+    path = tmp_path / "mirror.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "demo", "--up", "--exit", "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={**os.environ, "MIRROR_DEMO_SECONDS": "0.3", "MIRROR_LOG_LEVEL": "WARNING"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "starting the mesh and a private broker" in done.stdout
+    assert done.stdout.count("COMPLETED") >= 3
+    wait_for(lambda: not answers(port), 60, what="the private broker stopped")
