@@ -216,14 +216,27 @@ def stop_job(submission_id, cluster_name=None):
 
 
 def wait_for_all_jobs(submission_ids, check_interval=5, timeout=None):
-    """Poll until every job SUCCEEDED; return ``True``.
+    """Wait until every job SUCCEEDED; return ``True``.
 
-    ``RuntimeError`` naming the job(s) and their error as soon as one FAILED or
-    was STOPPED (or an id names no job); ``TimeoutError`` after ``timeout`` s.
+    The jobs are looked at again as soon as an event of theirs arrives, and at
+    least every ``check_interval`` seconds (polling when the mesh publishes no
+    events). ``RuntimeError`` naming the job(s) and their error as soon as one
+    FAILED or was STOPPED (or an id names no job); ``TimeoutError`` after
+    ``timeout`` s.
     """
     ids = [submission_ids] if isinstance(submission_ids, int | str) else list(submission_ids)
     scheduler = get_unified_scheduler()
     deadline = None if timeout is None else time.monotonic() + timeout
+    known = [m for m in (scheduler.resolve(i) for i in ids) if m is not None]
+    stream = scheduler.client.job_stream(known) if known else None
+    try:
+        return _wait_all(scheduler, ids, stream, check_interval, timeout, deadline)
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def _wait_all(scheduler, ids, stream, check_interval, timeout, deadline):
     while True:
         records = [(i, scheduler.record(i)) for i in ids]
         unknown = [str(i) for i, r in records if r is None]
@@ -249,7 +262,10 @@ def wait_for_all_jobs(submission_ids, check_interval=5, timeout=None):
         pause = (
             check_interval if deadline is None else min(check_interval, deadline - time.monotonic())
         )
-        time.sleep(max(pause, 0))
+        if stream is not None:
+            stream.settle(max(pause, 0))
+        else:
+            time.sleep(max(pause, 0))
 
 
 def graceful_shutdown_on_keyboard_interrupt(fn):
