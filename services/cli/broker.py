@@ -4,7 +4,7 @@ from services.cli.errors import fail
 from services.config import masked
 
 
-def check_broker(config, timeout=5):
+def check_broker(config, timeout=2):
     """Exit with one clear line when the broker cannot be reached."""
     # kombu must load after the daemon commands monkey-patch (services.runner.green).
     from kombu import Connection
@@ -17,6 +17,7 @@ def check_broker(config, timeout=5):
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         fail(
             f"cannot reach the RabbitMQ broker at {masked(uri)} ({reason}); "
-            "start one with `rabbitmq-server -detached` (or `docker compose up -d rabbitmq`) "
+            "start one with `mirror up` (a private node where RabbitMQ is installed), "
+            "`rabbitmq-server -detached` or `docker compose up -d rabbitmq`, "
             "or point AMQP_URI at a running broker"
         )

@@ -49,6 +49,8 @@ def cmd_agent(config, args):
         config["AGENT"]["slots"] = args.slots
     if args.tags is not None:
         config["AGENT"]["tags"] = [t for t in args.tags.split(",") if t]
+    if args.name:
+        config["AGENT"]["name"] = args.name
     check_broker(config)
     # The agent services load nameko: only once green() has patched.
     from services.agent.services import agent_services

@@ -175,8 +175,11 @@ def job_logs(client, args, out):
         out_offset, err_offset = chunk["offset_out"], chunk["offset_err"]
 
 
-def each_job(ids, action, done, out):
-    """Run ``action(id)`` for every id; one line each; 1 if any failed."""
+def each_job(ids, action, done, out, wording=None):
+    """Run ``action(id)`` for every id; one line each; 1 if any failed.
+
+    ``wording`` rewrites parts of an error message in the command line's terms.
+    """
     # The client loads nameko, eventlet and kombu: only once a user command runs
     # (the daemon commands monkey-patch before those load).
     from services.client import MirrorError
@@ -186,7 +189,10 @@ def each_job(ids, action, done, out):
         try:
             action(job_id)
         except MirrorError as exc:
-            error(exc)
+            message = str(exc)
+            for said, meant in (wording or {}).items():
+                message = message.replace(said, meant)
+            error(message)
             failed += 1
         else:
             out.print(f"job {job_id} {done}", markup=False)
@@ -198,7 +204,14 @@ def kill_jobs(client, args, out):
 
 
 def remove_jobs(client, args, out):
-    return each_job(args.job_ids, lambda j: client.delete(j, force=args.force), "deleted", out)
+    # The service's message names its RPC argument; on the command line it is a flag.
+    return each_job(
+        args.job_ids,
+        lambda j: client.delete(j, force=args.force),
+        "deleted",
+        out,
+        wording={"with force=1": "with --force"},
+    )
 
 
 def list_machines(client, args, out):

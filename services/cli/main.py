@@ -85,6 +85,7 @@ def add_daemon_commands(sub):
     )
     agent.add_argument("--slots", type=int, help="cores this machine offers (default AGENT.slots)")
     agent.add_argument("--tags", help="comma-separated machine tags (default AGENT.tags)")
+    agent.add_argument("--name", help="the machine's name (default AGENT.name, or <host>-<rid>)")
     agent.set_defaults(handler=daemons.cmd_agent)
     gateway = add_parser(sub, "gateway", help="the HTTP gateway (/proxy/<service>-<method>)")
     gateway.set_defaults(handler=daemons.cmd_gateway)

@@ -220,3 +220,29 @@ def test_an_unreachable_broker_is_one_line_and_exit_code_2(autorun_mesh, tmp_pat
             f"mirror: cannot reach the RabbitMQ broker at amqp://guest:***@127.0.0.1:{port}/ ("
         )
         assert result.stderr.count("\n") == 1 and "secret" not in result.stderr
+
+
+def test_rm_of_a_live_job_names_the_flag_and_agent_takes_a_name(autorun_mesh, tmp_path):
+    script = tmp_path / "live.sh"
+    script.write_text("#!/bin/sh\necho started\nsleep 60\n")
+    live = numbers(ok(autorun_mesh, "submit", str(script), "--name", "live"))[0]
+    autorun_mesh.wait_state(live, ("RUNNING",), timeout=30)
+    refused = mirror(autorun_mesh, "rm", str(live))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"mirror: job {live} is RUNNING")
+    assert "--force" in refused.stderr and "force=1" not in refused.stderr
+    assert ok(autorun_mesh, "rm", str(live), "--force") == f"job {live} deleted\n"
+
+    autorun_mesh.start("agent7", "agent", "--rid", "7", "--name", "beta")
+    try:
+        beta = wait_for(
+            lambda: next(
+                (m for m in autorun_mesh.ok("machine", "list") if m["rid"] == 7 and m["online"]),
+                None,
+            ),
+            60,
+            what="agent 7 online",
+        )
+        assert beta["name"] == "beta"
+    finally:
+        autorun_mesh.stop("agent7")
