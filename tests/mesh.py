@@ -479,17 +479,23 @@ def ledger_runs(mesh, job_id):
     return found
 
 
-def processes_of(job_ids):
-    """``{job_id: [pid, ...]}`` of live processes started for any of ``job_ids``."""
+def processes_of(mesh, job_ids):
+    """``{job_id: [pid, ...]}`` of live processes started for any of ``job_ids`` in ``mesh``.
+
+    Job ids repeat across the meshes of parallel runs: a process counts when its
+    job directory (MIRROR_JOB_DIR) lies in this mesh's DATA_DIR.
+    """
     import psutil
 
     wanted = {str(j) for j in job_ids}
+    data = str(Path(mesh.config["DATA_DIR"])) + os.sep
     found = {}
     for proc in psutil.process_iter():
         try:
-            job = proc.environ().get("MIRROR_JOB_ID")
+            env = proc.environ()
         except psutil.Error:
             continue
-        if job in wanted:
+        job = env.get("MIRROR_JOB_ID")
+        if job in wanted and env.get("MIRROR_JOB_DIR", "").startswith(data):
             found.setdefault(int(job), []).append(proc.pid)
     return found

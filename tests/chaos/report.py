@@ -64,7 +64,7 @@ def judge(mesh, p_ids, expected, steps):
         "extra_jobs": max(0, len(jobs) - expected),
         "duplicated": duplicated,
         "missing_runs": missing,
-        "orphans": sum(len(p) for p in processes_of(ids).values()),
+        "orphans": sum(len(p) for p in processes_of(mesh, ids).values()),
     }
 
 

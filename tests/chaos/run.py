@@ -88,7 +88,7 @@ def soak(jobs, seconds, kinds, settle=300, seed=None):
                 injector.revive()
             ids = [j["job_id"] for j in call(mesh, "project", "getalljob", p_id=p_id)]
             end = time.monotonic() + 30
-            while processes_of(ids) and time.monotonic() < end:
+            while processes_of(mesh, ids) and time.monotonic() < end:
                 time.sleep(1)
             verdict = judge(mesh, [p_id], jobs, steps=("a", "b"))
             verdict.update(
