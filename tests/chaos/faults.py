@@ -16,7 +16,8 @@ import sys
 import time
 from collections import Counter
 
-from tests.mesh import ROOT, broker_stopped, postgres_stopped
+from tests.chaos.servers import broker_stopped, postgres_stopped
+from tests.mesh import ROOT
 
 KINDS = ("agent", "central", "broker", "postgres", "cut")
 log = logging.getLogger("chaos")

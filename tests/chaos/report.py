@@ -12,7 +12,7 @@ from pathlib import Path
 
 from services.agent import ledger
 from services.common.jobstates import ACTIVE, COMPLETED, FINAL, QUEUED
-from tests.mesh import processes_of, work_roots
+from tests.chaos.servers import processes_of, work_roots
 
 _JOB_DIR = re.compile(r"job(\d+)(?:\.\d+)?")
 

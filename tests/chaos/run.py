@@ -15,8 +15,9 @@ import time
 
 from tests.chaos.faults import Cutter, Injector
 from tests.chaos.report import judge
+from tests.chaos.servers import processes_of, reset_rpc
 from tests.integration.sweeps import steps_package, sweep_para
-from tests.mesh import Mesh, create_pg_database, drop_pg_database, processes_of, reset_rpc
+from tests.mesh import Mesh, create_pg_database, drop_pg_database
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 STEPS = (
