@@ -33,6 +33,8 @@ STEPS = (
     '<ExeArgument id="a" type="shell" value="sleep ${{LC_CHAOS_STEP_SECONDS:-1}}" priority="1"/>'
 )
 STEPS += '<ExeArgument id="b" type="exec" value="true" priority="2"/>'
+# Seconds a test that stops the broker or PostgreSQL waits for other test runs to end.
+WAIT_ALONE = float(os.environ.get("MIRROR_FAULTS_WAIT", 600))
 HAS_ATTEMPTS = "attempt" in inspect.signature(JobService.report).parameters
 
 OUTBOX = "issue 14 item 1: dispatch commits and publishes apart (no transactional outbox)"
@@ -56,7 +58,7 @@ def others_testing():
 @pytest.fixture
 def alone():
     """Wait (MIRROR_FAULTS_WAIT seconds, 600 by default) until no other test run shares the servers."""
-    deadline = time.monotonic() + float(os.environ.get("MIRROR_FAULTS_WAIT", 600))
+    deadline = time.monotonic() + WAIT_ALONE
     while others := others_testing():
         if time.monotonic() > deadline:
             pytest.skip(f"other test runs {others} share the broker and PostgreSQL")
@@ -113,6 +115,7 @@ def wait_running(mesh, p_id, count=1):
     wait_for(lambda: states(mesh, p_id).count("RUNNING") >= count, 60, what="jobs running")
 
 
+@pytest.mark.timeout(WAIT_ALONE + 300)
 @pytest.mark.xfail(strict=False, reason=OUTAGE)
 def test_broker_restarted_mid_sweep_loses_nothing(tmp_path, amqp_uri, alone):
     mesh = sweep_mesh(tmp_path, amqp_uri, env={"LC_CHAOS_STEP_SECONDS": "2"})
@@ -129,6 +132,7 @@ def test_broker_restarted_mid_sweep_loses_nothing(tmp_path, amqp_uri, alone):
         mesh.close()
 
 
+@pytest.mark.timeout(WAIT_ALONE + 300)
 @pytest.mark.xfail(strict=False, reason=OUTAGE)
 def test_postgres_down_30s_mid_sweep_loses_nothing(tmp_path, amqp_uri, pg_url, alone):
     mesh = sweep_mesh(tmp_path, amqp_uri, pg_url, env={"LC_CHAOS_STEP_SECONDS": "2"})
@@ -137,7 +141,7 @@ def test_postgres_down_30s_mid_sweep_loses_nothing(tmp_path, amqp_uri, pg_url, a
         wait_running(mesh, p_id)
         with postgres_stopped():
             time.sleep(30)  # the outage itself
-        assert_clean(mesh, [p_id], 12, timeout=90)
+        assert_clean(mesh, [p_id], 12, timeout=60)
     finally:
         mesh.close()
 
@@ -263,7 +267,7 @@ def test_agent_killed_for_good_hands_running_and_queued_jobs_on(tmp_path, amqp_u
         held = mesh.ok("project", "getalljob", p_id=p_id)
         assert [j["state"] for j in held].count("QUEUED") == 4 and {j["rid"] for j in held} == {1}
         mesh.stop("agent1", signal.SIGKILL)
-        assert_clean(mesh, [p_id], 6, timeout=60)
+        assert_clean(mesh, [p_id], 6, timeout=45)
     finally:
         mesh.close()
 
