@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench packages clean
+.PHONY: install demo test lint format bench packages clean chaos
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
+
+# A soak run outside `make test`: a sweep under injected faults (tests/chaos); one JSON line.
+# CHAOS_ARGS, e.g. "--jobs 200 --seconds 60 --faults agent,central".
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 packages: $(STAMP)
 	$(BIN)/python -m adapters.bundled
