@@ -3,12 +3,10 @@ SIGKILLed, every message delivered twice, a stale attempt reporting late.
 
 Each test ends with the same verdict (tests/chaos/report.py): every job COMPLETED,
 one run of each step per job directory (each attempt builds its own), no process
-of a job left, no job stuck, no second job set. Tests marked xfail need a feature
-of issue 14 this branch does not have yet; each mark names it.
+of a job left, no job stuck, no second job set.
 """
 
 import base64
-import inspect
 import os
 import signal
 import time
@@ -19,7 +17,6 @@ import pytest
 import sqlalchemy as sa
 from kombu import Connection, Exchange, Queue
 
-from services.central.job import JobService
 from services.common.names import JOBS_EXCHANGE, job_queue
 from tests.chaos.report import clean, judge
 from tests.chaos.servers import broker_stopped, postgres_stopped, processes_of, reset_rpc
@@ -35,14 +32,6 @@ STEPS = (
 STEPS += '<ExeArgument id="b" type="exec" value="true" priority="2"/>'
 # Seconds a test that stops the broker or PostgreSQL waits for other test runs to end.
 WAIT_ALONE = float(os.environ.get("MIRROR_FAULTS_WAIT", 600))
-HAS_ATTEMPTS = "attempt" in inspect.signature(JobService.report).parameters
-
-OUTBOX = "issue 14 item 1: dispatch commits and publishes apart (no transactional outbox)"
-MOVES = "issue 14 item 2: QUEUED jobs of a lost machine stay on it"
-IDEMPOTENT = "issue 14 item 5: a redelivered creation request runs twice"
-FENCING = "issue 14 item 6: reports carry no attempt"
-OUTAGE = "issue 14 item 7: an agent gives up on central after about 6 s"
-RETRY_FETCH = "CentralClient._landed_before and _claimed_before call fetch() without its rid"
 
 
 def others_testing():
@@ -117,7 +106,6 @@ def wait_running(mesh, p_id, count=1):
 
 
 @pytest.mark.timeout(WAIT_ALONE + 300)
-@pytest.mark.xfail(strict=False, reason=f"{OUTAGE}; {RETRY_FETCH}")
 def test_broker_restarted_mid_sweep_loses_nothing(tmp_path, amqp_uri, alone):
     mesh = sweep_mesh(tmp_path, amqp_uri, env={"LC_CHAOS_STEP_SECONDS": "2"})
     try:
@@ -134,7 +122,6 @@ def test_broker_restarted_mid_sweep_loses_nothing(tmp_path, amqp_uri, alone):
 
 
 @pytest.mark.timeout(WAIT_ALONE + 300)
-@pytest.mark.xfail(strict=False, reason=OUTAGE)
 def test_postgres_down_30s_mid_sweep_loses_nothing(tmp_path, amqp_uri, pg_url, alone):
     mesh = sweep_mesh(tmp_path, amqp_uri, pg_url, env={"LC_CHAOS_STEP_SECONDS": "2"})
     try:
@@ -201,9 +188,7 @@ def queued_ids(mesh, rid):
     "moment",
     [
         "inserting",
-        pytest.param(
-            "committed", marks=pytest.mark.xfail(strict=False, reason=f"{IDEMPOTENT}; {OUTBOX}")
-        ),
+        "committed",
     ],
 )
 def test_central_killed_mid_dispatch_makes_one_job_set_all_published(
@@ -256,7 +241,6 @@ def test_central_killed_mid_dispatch_makes_one_job_set_all_published(
         mesh.close()
 
 
-@pytest.mark.xfail(strict=False, reason=MOVES)
 def test_agent_killed_for_good_hands_running_and_queued_jobs_on(tmp_path, amqp_uri):
     # Steps take 10 s on machine 1, 1 s on machine 2.
     mesh = sweep_mesh(tmp_path, amqp_uri, agents=(1,), slots=2, env={"LC_CHAOS_STEP_SECONDS": "10"})
@@ -321,7 +305,6 @@ def created(mesh, kind, token):
     return len(mesh.ok("project", "getalljob", p_id=token))
 
 
-@pytest.mark.xfail(strict=False, reason=IDEMPOTENT)
 @pytest.mark.parametrize("kind", ["project", "calcpackage", "jobdispatch"])
 def test_a_creation_request_delivered_twice_creates_once(twice, kind):
     token = f"dup{uuid.uuid4().hex[:6]}"
@@ -360,7 +343,6 @@ def on_machine(mesh, job_id, rid):
     return [p for p in job_processes(job_id) if p.cwd().startswith(root)]
 
 
-@pytest.mark.xfail(not HAS_ATTEMPTS, strict=False, reason=FENCING)
 def test_a_stale_attempt_reporting_late_is_refused_and_stopped(tmp_path, amqp_uri):
     # Attempt 1 (machine 1) sleeps 60 s; attempt 2 (machine 2) 1 s.
     mesh = sweep_mesh(tmp_path, amqp_uri, agents=(1,), slots=1, env={"LC_CHAOS_STEP_SECONDS": "60"})
