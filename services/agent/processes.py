@@ -124,6 +124,28 @@ def find_step(job_id, step, job_dir=None):
     return pid, started
 
 
+def strays(root):
+    """``{job id: (pid, start time)}`` of the oldest step process of each job working under ``root``.
+
+    Found by environment (``MIRROR_JOB_ID``, ``MIRROR_JOB_DIR``), as
+    :func:`find_step` does; hooks' processes are left out.
+    """
+    prefix = os.path.join(str(root), "")
+    found = {}
+    for proc in psutil.process_iter(["create_time"]):
+        try:
+            env = proc.environ()
+        except psutil.Error:
+            continue
+        job_id, job_dir = env.get("MIRROR_JOB_ID"), env.get("MIRROR_JOB_DIR", "")
+        if not job_id or "MIRROR_HOOK" in env or not job_dir.startswith(prefix):
+            continue
+        seen = found.get(int(job_id))
+        if seen is None or proc.info["create_time"] < seen[1]:
+            found[int(job_id)] = (proc.pid, proc.info["create_time"])
+    return found
+
+
 def token_of(pid):
     """The ``MIRROR_RUN_TOKEN`` a step process carries in its environment."""
     try:

@@ -2,7 +2,7 @@
 
 import logging
 
-from services.agent import autorun, stages
+from services.agent import autorun, processes, stages
 from services.agent.reporting import replay_journal
 from services.agent.steprun import reattach
 from services.agent.watch import watch_in_background
@@ -31,6 +31,7 @@ def start(rt):
 def recover_jobs(rt):
     """Take up again every job central records as this machine's and not final."""
     mine = rt.central.call("job", "list", state=",".join(ACTIVE), rid=rt.rid, limit=100000)
+    stop_strays(rt, {summary["job_id"] for summary in mine})
     for summary in mine:
         job_id = summary["job_id"]
         if job_id in rt.scheduler.active or job_id in rt.running:
@@ -39,6 +40,19 @@ def recover_jobs(rt):
             recover_job(rt, stages.fetch(rt, job_id))
         except MirrorError as exc:
             log.warning("Job<%s> could not be recovered: %s", job_id, exc)
+
+
+def stop_strays(rt, mine):
+    """Stop the steps an earlier process left running for jobs no longer this machine's.
+
+    Such a job moved on while this machine was away (a new attempt elsewhere,
+    or it ended): its old step would only compete with the new one.
+    """
+    for job_id, (pid, started) in processes.strays(rt.workspace.root).items():
+        if job_id in mine or job_id in rt.running:
+            continue
+        log.warning("Job<%s> is no longer this machine's; stopping its old step", job_id)
+        processes.kill_tree(pid, started, processes.token_of(pid), grace=rt.kill_grace)
 
 
 def recover_job(rt, job):

@@ -233,7 +233,14 @@ def test_central_killed_mid_dispatch_makes_one_job_set_all_published(
         jobs = mesh.ok("project", "getalljob", p_id=p_id)
         assert len(jobs) == 5000
         assert {j["state"] for j in jobs} == {"QUEUED"}
-        assert sorted(set(queued_ids(mesh, 9))) == sorted(j["job_id"] for j in jobs)
+        # Ids the killed central committed but did not publish go out with the next
+        # drain of the outbox (RECONCILER.outbox_after).
+        expected = sorted(j["job_id"] for j in jobs)
+        wait_for(
+            lambda: sorted(set(queued_ids(mesh, 9))) == expected,
+            90,
+            what="every committed job id on machine 9's queue",
+        )
     finally:
         engine.dispose()
         if raw is not None:
@@ -311,7 +318,8 @@ def test_a_creation_request_delivered_twice_creates_once(twice, kind):
     if kind == "project":
         call = ("project", "new", {"name": token})
     elif kind == "calcpackage":
-        content = base64.b64encode(make_package(f'<Adapter name="{token}"><Steps/></Adapter>'))
+        adapter = f'<Adapter name="{token}"><Steps>{STEPS}</Steps></Adapter>'
+        content = base64.b64encode(make_package(adapter))
         call = ("calcpackage", "new", {"name": token, "content": content.decode()})
     else:
         token = twice.add_project(token, {"para.xml": sweep_para(range(3))})

@@ -1,5 +1,6 @@
 """Pids: no signal and no reattach without a matching start time and run token (real processes)."""
 
+import os
 import subprocess
 
 import pytest
@@ -108,3 +109,22 @@ def test_reattach_treats_a_record_without_start_time_and_no_such_step_as_vanishe
 
     assert found.pid is None
     assert bystander.poll() is None
+
+
+def test_strays_are_the_step_processes_working_under_a_root(tmp_path):
+    inside, outside = tmp_path / "work" / "job77", tmp_path / "elsewhere" / "job78"
+    procs = [
+        subprocess.Popen(
+            ["sleep", "30"],
+            env={"PATH": os.environ["PATH"], "MIRROR_JOB_ID": job_id, "MIRROR_JOB_DIR": str(d)},
+        )
+        for job_id, d in (("77", inside), ("78", outside))
+    ]
+    try:
+        found = processes.strays(tmp_path / "work")
+        assert set(found) == {77}
+        assert found[77][0] == procs[0].pid
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
