@@ -77,6 +77,8 @@ def run(ctx):
     mesh = ctx.shared()
     c_id = mesh.trivial_c_id()
     p_id = mesh.add_project("b3-getrid", {"para.xml": para_xml(single={"x": 1})})
+    # Dispatch refuses an unknown rid: one heartbeat makes the machine known.
+    mesh.ok("machine", "heartbeat", rid=RID, name="b3", slots=1)
     (job_id,) = mesh.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=RID)
     expect = [0, RID]
     status, answer = mesh.http("/proxy/job-getrid", {"job_id": job_id})
