@@ -7,8 +7,10 @@ cut the agent's connection while the shared broker keeps running.
 
 import signal
 import socket
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 
 class Cutter:
@@ -69,6 +71,29 @@ def main():
     signal.signal(signal.SIGUSR2, cutter.restore)
     print(cutter.port, flush=True)
     cutter.serve()
+
+
+class CutterProcess:
+    """This proxy in its own process, in front of the broker; ``port`` is where it listens."""
+
+    def __init__(self, target_port=5672):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.tcpcut", str(target_port)],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.port = int(self.proc.stdout.readline())
+
+    def cut(self):
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def restore(self):
+        self.proc.send_signal(signal.SIGUSR2)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
 
 
 if __name__ == "__main__":

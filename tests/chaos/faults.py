@@ -11,39 +11,13 @@ servers: they take the same locks as tests/integration/test_faults.py.
 import logging
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
 from tests.chaos.servers import broker_stopped, postgres_stopped
-from tests.mesh import ROOT
 
 KINDS = ("agent", "central", "broker", "postgres", "cut")
 log = logging.getLogger("chaos")
-
-
-class Cutter:
-    """A ``tests.tcpcut`` proxy process in front of the broker, for one agent."""
-
-    def __init__(self, target_port=5672):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.tcpcut", str(target_port)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.port = int(self.proc.stdout.readline())
-
-    def cut(self):
-        self.proc.send_signal(signal.SIGUSR1)
-
-    def restore(self):
-        self.proc.send_signal(signal.SIGUSR2)
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
 
 
 class Injector:

@@ -13,11 +13,12 @@ import random
 import tempfile
 import time
 
-from tests.chaos.faults import Cutter, Injector
+from tests.chaos.faults import Injector
 from tests.chaos.report import judge
 from tests.chaos.servers import processes_of, reset_rpc
 from tests.integration.sweeps import steps_package, sweep_para
 from tests.mesh import Mesh, create_pg_database, drop_pg_database
+from tests.tcpcut import CutterProcess
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 STEPS = (
@@ -56,7 +57,7 @@ def start_mesh(tmp, db_url, cut):
     for rid in AGENTS:
         uri = None
         if cut:
-            cutters[rid] = Cutter()
+            cutters[rid] = CutterProcess()
             uri = mesh.config["AMQP_URI"].replace(":5672/", f":{cutters[rid].port}/")
         mesh.start_agent(rid, autorun=True, slots=4, amqp_uri=uri, wait=False)
     for rid in AGENTS:

@@ -2,7 +2,6 @@
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from tests.mesh import (
     job_processes,
     wait_for,
 )
+from tests.tcpcut import CutterProcess
 
 
 def start_cluster_agent(mesh, rid, wait=True, env=FAST_DEMO):
@@ -268,31 +268,8 @@ def test_machine_lost_for_good_has_its_jobs_queued_again(cluster):
     assert "resource machine 6 stopped sending heartbeats; queued again" in messages
 
 
-class Cutter:
-    """The ``tests.tcpcut`` proxy in its own process, in front of the broker."""
-
-    def __init__(self, target_port=5672):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.tcpcut", str(target_port)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.port = int(self.proc.stdout.readline())
-
-    def cut(self):
-        self.proc.send_signal(signal.SIGUSR1)
-
-    def restore(self):
-        self.proc.send_signal(signal.SIGUSR2)
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
 def test_broker_connection_cut_and_restored_loses_nothing(cluster):
-    cutter = Cutter()
+    cutter = CutterProcess()
     vhost_uri = cluster.config["AMQP_URI"].replace(":5672/", f":{cutter.port}/")
     assert str(cutter.port) in vhost_uri
     try:
