@@ -30,9 +30,8 @@ def answers(port):
         return False
 
 
-def test_up_starts_and_stops_a_private_broker(tmp_path):
-    port = free_port()
-    assert not answers(port)
+def private_config(tmp_path, port):
+    """A mesh config whose broker address is the unused local ``port``; ``(config, path)``."""
     config = {
         "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{port}",
         "DATA_DIR": str(tmp_path / "data"),
@@ -42,6 +41,13 @@ def test_up_starts_and_stops_a_private_broker(tmp_path):
     }
     path = tmp_path / "mirror.yaml"
     path.write_text(yaml.safe_dump(config))
+    return config, path
+
+
+def test_up_starts_and_stops_a_private_broker(tmp_path):
+    port = free_port()
+    assert not answers(port)
+    config, path = private_config(tmp_path, port)
     out = open(tmp_path / "up.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "up", "--config", str(path)],
@@ -74,15 +80,7 @@ def test_up_starts_and_stops_a_private_broker(tmp_path):
 
 def test_demo_runs_where_rabbitmq_is_installed_but_not_running(tmp_path):
     port = free_port()
-    config = {
-        "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{port}",
-        "DATA_DIR": str(tmp_path / "data"),
-        "FTP": {"port": free_port(), "passive_ports": [free_port()] * 2},
-        "GATEWAY": {"address": f"127.0.0.1:{free_port()}"},
-        "AGENT": {"heartbeat": 0.5},
-    }
-    path = tmp_path / "mirror.yaml"
-    path.write_text(yaml.safe_dump(config))
+    config, path = private_config(tmp_path, port)
     done = subprocess.run(
         [sys.executable, "-m", "services.cli", "demo", "--up", "--exit", "--config", str(path)],
         cwd=ROOT,
