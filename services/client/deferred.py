@@ -36,8 +36,11 @@ class sigint_deferred:
     def __exit__(self, *exc):
         if self.previous is None:
             return
-        signal.signal(signal.SIGINT, self.previous)
+        # The flag drops first: a SIGINT landing between these two lines is still
+        # noted by ``_note``, while one that raised after the flag stayed set would
+        # leave every later call undeferred.
         _state.active = False
+        signal.signal(signal.SIGINT, self.previous)
         if self.pending is not None and callable(self.previous):
             self.previous(*self.pending)
         elif self.pending is not None and self.previous == signal.SIG_DFL:
