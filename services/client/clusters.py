@@ -9,12 +9,20 @@ or the cluster's own name) and says how to use it::
     clusters:
       cpu_cluster:
         machine: alpha            # the Mirror machine's name (default: cpu_cluster)
-        head_address: "..."      # Ray's address: not used by Mirror
+        head_address: "..."      # Ray's address: ignored, unless an amqp:// URI (below)
         runtime_env:
           env_vars: ["PYTHONPATH=/opt/code"]   # or a mapping
         prefer: true
         weight: 1.0
         tags: ["cpu", "stable"]
+      far_cluster:
+        head_address: "amqp://user:secret@far.example.org"   # another Mirror mesh
+        rpc_exchange: mirror_com  # that mesh's exchange (the default)
+        machine: beta             # a machine of that mesh
+
+A cluster whose ``head_address`` is an AMQP URI lives on a separate mesh: the
+client talks to that mesh's broker for the jobs it places there, and places
+across meshes by the same rules as across machines.
 """
 
 import os
@@ -23,11 +31,13 @@ from pathlib import Path
 
 import yaml
 
-from services.config import DEFAULT_PATH
+from services.config import DEFAULT_PATH, masked
 
 #: Where ``initialize_scheduler_environment()`` looks without a path.
 CLUSTERS_ENV = "MIRROR_CLUSTERS"
 DEFAULT_CLUSTERS = "clusters.yaml"
+_AMQP_SCHEMES = ("amqp://", "amqps://")
+DEFAULT_EXCHANGE = "mirror_com"
 
 
 @dataclass
@@ -41,6 +51,14 @@ class Cluster:
     tags: list = field(default_factory=list)
     runtime_env: dict = field(default_factory=dict)
     head_address: str | None = None
+    rpc_exchange: str | None = None
+
+    @property
+    def mesh(self):
+        """``(amqp_uri, exchange)`` of the cluster's own mesh, or None for the main mesh."""
+        if isinstance(self.head_address, str) and self.head_address.startswith(_AMQP_SCHEMES):
+            return self.head_address, self.rpc_exchange or DEFAULT_EXCHANGE
+        return None
 
     def describe(self):
         """The entry as a plain dict (``list_clusters``)."""
@@ -51,7 +69,8 @@ class Cluster:
             "weight": self.weight,
             "tags": list(self.tags),
             "runtime_env": dict(self.runtime_env),
-            "head_address": self.head_address,
+            "head_address": masked(self.head_address) if self.mesh else self.head_address,
+            "mesh": "main" if self.mesh is None else f"{masked(self.mesh[0])} {self.mesh[1]}",
         }
 
 
@@ -109,6 +128,7 @@ def _cluster(name, entry, where):
         tags=[str(t) for t in tags],
         runtime_env=runtime_env,
         head_address=entry.get("head_address"),
+        rpc_exchange=entry.get("rpc_exchange"),
     )
 
 
@@ -165,7 +185,7 @@ def default_settings(environ=None):
 
 
 def has_mesh(settings, environ=None):
-    """Whether ``settings`` (or the environment) say which mesh to use."""
+    """Whether ``settings`` (or the environment) say which main mesh to use."""
     environ = os.environ if environ is None else environ
     return bool(
         settings.amqp_uri

@@ -48,6 +48,10 @@ def _install(scheduler):
 def _client_for(settings):
     if settings.amqp_uri:
         return Mirror(settings.amqp_uri, settings.exchange or "mirror_com", settings.timeout or 30)
+    far = [c.mesh for c in settings.clusters.values() if c.mesh]
+    if not has_mesh(settings) and far:
+        # Every cluster is on a mesh of its own: the first one serves as the main mesh.
+        return Mirror(*far[0], timeout=settings.timeout or 30)
     if not has_mesh(settings):
         raise RuntimeError(
             f"{settings.source} names no mesh: add `mirror: {{config: mirror.yaml}}` (or "
@@ -172,11 +176,12 @@ def get_job_info(submission_id, cluster_name=None):
     ``stdout`` and ``stderr``); ``mirror`` is the full ``job.query`` record.
     """
     scheduler = get_unified_scheduler()
-    record = scheduler.record(submission_id)
-    if record is None:
+    found = scheduler.located_record(submission_id)
+    if found is None:
         return None
+    client, record = found
     fields = seed_fields(record)
-    stdout, stderr = scheduler.logs(record["job_id"])
+    stdout, stderr = scheduler.logs(record["job_id"], client)
     metadata = {k: v for k, v in (record.get("metadata") or {}).items() if k != "seed001"}
     return {
         "submission_id": record.get("submission_id"),
@@ -203,12 +208,13 @@ def get_job_info(submission_id, cluster_name=None):
 def stop_job(submission_id, cluster_name=None):
     """Stop a job; ``True`` if stopped, ``False`` if it cannot be (ended, unknown)."""
     scheduler = get_unified_scheduler()
-    mirror_id = scheduler.resolve(submission_id)
-    if mirror_id is None:
+    found = scheduler.locate(submission_id)
+    if found is None:
         log.warning("submission %s not stopped: no such job", submission_id)
         return False
+    client, mirror_id = found
     try:
-        scheduler.client.kill(mirror_id)
+        client.kill(mirror_id)
     except MirrorError as exc:
         log.warning("Job<%s> not stopped: %s", mirror_id, exc)
         return False
@@ -227,8 +233,12 @@ def wait_for_all_jobs(submission_ids, check_interval=5, timeout=None):
     ids = [submission_ids] if isinstance(submission_ids, int | str) else list(submission_ids)
     scheduler = get_unified_scheduler()
     deadline = None if timeout is None else time.monotonic() + timeout
-    known = [m for m in (scheduler.resolve(i) for i in ids) if m is not None]
-    stream = scheduler.client.job_stream(known) if known else None
+    # One event stream, on the mesh holding most of the jobs; the others are polled.
+    by_client = {}
+    for found in filter(None, (scheduler.locate(i) for i in ids)):
+        by_client.setdefault(found[0], []).append(found[1])
+    known = max(by_client.items(), key=lambda item: len(item[1]), default=None)
+    stream = known[0].job_stream(known[1]) if known else None
     try:
         return _wait_all(scheduler, ids, stream, check_interval, timeout, deadline)
     finally:
@@ -324,17 +334,26 @@ def _stop_submitted(entries):
         file=sys.stderr,
         flush=True,
     )
-    # A fresh connection: the interrupted one may have been cut mid-call.
-    with scheduler.client.clone() as client:
-        for entry in entries:
-            mirror_id = entry["mirror_id"]
-            try:
-                if mirror_id is None:
-                    # The submit was in flight: sending it again answers the job it
-                    # made, or makes it, so that it can be stopped either way.
-                    mirror_id = client.submit(**entry["kwargs"])
-                    if not same_submission(client.query(mirror_id), entry["kwargs"]):
-                        continue
-                client.kill(mirror_id)
-            except MirrorError as exc:
-                log.info("Job<%s> not stopped: %s", mirror_id, exc)
+    by_client = {}
+    for entry in entries:
+        by_client.setdefault(scheduler.client_of(entry["kwargs"]), []).append(entry)
+    for mesh_client, group in by_client.items():
+        # A fresh connection: the interrupted one may have been cut mid-call.
+        with mesh_client.clone() as client:
+            _stop_on(client, group)
+
+
+def _stop_on(client, entries):
+    """Stop ``entries`` (submitted to ``client``'s mesh), sending in-flight ones again first."""
+    for entry in entries:
+        mirror_id = entry["mirror_id"]
+        try:
+            if mirror_id is None:
+                # The submit was in flight: sending it again answers the job it
+                # made, or makes it, so that it can be stopped either way.
+                mirror_id = client.submit(**entry["kwargs"])
+                if not same_submission(client.query(mirror_id), entry["kwargs"]):
+                    continue
+            client.kill(mirror_id)
+        except MirrorError as exc:
+            log.info("Job<%s> not stopped: %s", mirror_id, exc)

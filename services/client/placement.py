@@ -4,7 +4,9 @@ A cluster is a Mirror machine. ``choose`` ranks the configured clusters for one
 job (the preferred one when it has room; else tag overlap, ``prefer``, then
 ``weight`` times free cores) and answers the machine name that Mirror's
 ``submit(preferred=...)`` is given: central still falls back to any machine
-with room when that one has none.
+with room when that one has none. Each machine record carries ``mesh``, the
+key of the mesh it belongs to (None for the main one), so that clusters on
+other meshes compete by the same rules.
 """
 
 import logging
@@ -67,28 +69,32 @@ def choose(clusters, machines, ncpus, preferred=None, tags=None):
     An unknown ``preferred`` name is warned about, naming it, and the other
     rules apply.
     """
-    by_name = {m.get("name"): m for m in machines}
+    by_name = {(m.get("mesh"), m.get("name")): m for m in machines}
+
+    def machine_of(cluster):
+        return by_name.get((cluster.mesh, cluster.machine))
+
     if preferred is not None:
         cluster = clusters.get(preferred)
-        if cluster is None and preferred in by_name:
-            # A machine's own name works as a cluster name too.
+        if cluster is None and (None, preferred) in by_name:
+            # A main-mesh machine's own name works as a cluster name too.
             cluster = Cluster(name=preferred, machine=preferred)
         if cluster is None:
-            known = sorted(set(clusters) | {n for n in by_name if n})
+            known = sorted(set(clusters) | {n for mesh, n in by_name if n and mesh is None})
             message = (
                 f"preferred_cluster {preferred!r} is not a configured cluster or machine "
                 f"(known: {', '.join(known) or 'none'}); placing the job elsewhere"
             )
             warnings.warn(message, stacklevel=4)
             log.warning(message)
-        elif _room(by_name.get(cluster.machine), ncpus):
+        elif _room(machine_of(cluster), ncpus):
             return cluster
         else:
             log.info("preferred cluster %s has no room now; placing the job elsewhere", preferred)
     wanted = set(tags or ())
     ranked = []
     for cluster in clusters.values():
-        machine = by_name.get(cluster.machine)
+        machine = machine_of(cluster)
         if not _room(machine, ncpus):
             continue
         free = (machine.get("slots") or 0) - (machine.get("used_cores") or 0)

@@ -6,6 +6,11 @@ job for the same id; its ``job_id`` (``job_<uuid>`` unless given) is the job's
 name. What the seed knows about a job (entrypoint, job id, user, cluster, tags)
 rides in the job's metadata under ``SEED_KEY``, so another process can check
 and report it.
+
+Clusters whose ``head_address`` is an AMQP URI are on meshes of their own:
+the scheduler keeps one client per mesh, places across all of them, and finds
+a submission by asking each mesh for its submission id. A bare Mirror job id
+names a job of the main mesh.
 """
 
 import getpass
@@ -17,6 +22,7 @@ import warnings
 
 from services.client.clusters import env_pairs
 from services.client.connection import MirrorError
+from services.client.mirror import Mirror
 from services.client.placement import check_cpus, choose, requested_cpus, split_environment
 from services.common.jobstates import COMPLETED, FAILED, KILLED, RUNNING
 
@@ -83,6 +89,14 @@ class Scheduler:
         self.client = client
         self.settings = settings
         self.clusters = dict(settings.clusters)
+        # mesh key -> client; the main mesh's key is None.
+        self.clients = {None: client}
+        for cluster in self.clusters.values():
+            key = cluster.mesh
+            if key is None or key in self.clients:
+                continue
+            same = (client.amqp_uri, client.exchange) == key
+            self.clients[key] = client if same else Mirror(*key, timeout=client.timeout)
         self._known = {}
         self._lock = threading.Lock()
 
@@ -90,14 +104,47 @@ class Scheduler:
         return f"Scheduler({self.client!r}, clusters={sorted(self.clusters)})"
 
     def close(self):
-        self.client.close()
+        for client in {id(c): c for c in self.clients.values()}.values():
+            client.close()
+
+    def meshes(self):
+        """``(key, client)`` of each distinct mesh, the main one (key None) first."""
+        seen, out = set(), []
+        for key, client in self.clients.items():
+            if id(client) not in seen:
+                seen.add(id(client))
+                out.append((key, client))
+        return out
+
+    def client_of(self, kwargs):
+        """The client of the mesh that prepared ``Mirror.submit`` arguments are for."""
+        cluster = self.clusters.get(kwargs["metadata"][SEED_KEY].get("cluster") or "")
+        return self.clients.get(cluster.mesh if cluster is not None else None, self.client)
+
+    def machines(self):
+        """Every mesh's machines, each tagged with its ``mesh`` key.
+
+        Another mesh that cannot be reached is left out with a warning: the
+        main mesh and the others still take jobs.
+        """
+        out = []
+        for key, client in self.meshes():
+            try:
+                found = client.machines()
+            except MirrorError as exc:
+                if key is None:
+                    raise
+                log.warning("the mesh of %s is left out of placement: %s", client, exc)
+                continue
+            out.extend({**m, "mesh": key} for m in found)
+        return out
 
     def list_clusters(self):
         """The configured clusters with their machine's state (``online``, ``slots``, ...)."""
-        machines = {m["name"]: m for m in self.client.machines()}
+        machines = {(m["mesh"], m["name"]): m for m in self.machines()}
         out = []
         for cluster in self.clusters.values():
-            machine = machines.get(cluster.machine) or {}
+            machine = machines.get((cluster.mesh, cluster.machine)) or {}
             out.append(
                 {
                     **cluster.describe(),
@@ -125,7 +172,7 @@ class Scheduler:
         if metadata is not None and not isinstance(metadata, dict):
             raise ValueError("metadata must be a dict")
         ncpus = requested_cpus(resource_requirements)
-        machines = self.client.machines()
+        machines = self.machines()
         check_cpus(ncpus, machines)
         cluster = choose(self.clusters, machines, ncpus, preferred_cluster, tags)
         env, cwd = _runtime_env(runtime_env, cluster)
@@ -156,24 +203,28 @@ class Scheduler:
         }
 
     def _check_job_id(self, job_id, user, submission_id):
-        """Refuse a ``job_id`` this user already gave another submission."""
-        for summary in self.client.jobs(name=job_id, limit=JOB_SCAN):
-            record = self.client.query(summary["job_id"])
-            fields = seed_fields(record)
-            if fields.get("user") == user and record.get("submission_id") != submission_id:
-                raise RuntimeError(
-                    f"job_id {job_id!r} is already used by {user}'s submission "
-                    f"{record.get('submission_id')} (Mirror job {record['job_id']}); "
-                    "choose another job_id, or omit it to get a generated one"
-                )
+        """Refuse a ``job_id`` this user already gave another submission, on any mesh."""
+        for _, client in self.meshes():
+            for summary in client.jobs(name=job_id, limit=JOB_SCAN):
+                self._check_reuse(client.query(summary["job_id"]), job_id, user, submission_id)
+
+    @staticmethod
+    def _check_reuse(record, job_id, user, submission_id):
+        fields = seed_fields(record)
+        if fields.get("user") == user and record.get("submission_id") != submission_id:
+            raise RuntimeError(
+                f"job_id {job_id!r} is already used by {user}'s submission "
+                f"{record.get('submission_id')} (Mirror job {record['job_id']}); "
+                "choose another job_id, or omit it to get a generated one"
+            )
 
     def send(self, kwargs, client=None):
-        """Submit prepared arguments; answer the Mirror job id.
+        """Submit prepared arguments to their cluster's mesh; answer the Mirror job id.
 
         A ``submission_id`` already used for another entrypoint is refused
         (``RuntimeError``); for the same one the same job is answered.
         """
-        client = client or self.client
+        client = client or self.client_of(kwargs)
         mirror_id = client.submit(**kwargs)
         record = client.query(mirror_id)
         if not same_submission(record, kwargs):
@@ -185,19 +236,19 @@ class Scheduler:
                 "submission_id, or omit it to get a generated one"
             )
         with self._lock:
-            self._known[kwargs["submission_id"]] = mirror_id
+            self._known[kwargs["submission_id"]] = (client, mirror_id)
         return mirror_id
 
     # -- looking up -----------------------------------------------------------------
-    def resolve(self, ident):
-        """The Mirror job id of a submission id or Mirror job id; None when unknown."""
+    def locate(self, ident):
+        """``(client, Mirror job id)`` of a submission id or main-mesh job id; None when unknown."""
         if isinstance(ident, bool):
             return None
         if isinstance(ident, int):
-            return ident
+            return self.client, ident
         ident = str(ident)
         if ident.isdigit():
-            return int(ident)
+            return self.client, int(ident)
         with self._lock:
             if ident in self._known:
                 return self._known[ident]
@@ -207,30 +258,45 @@ class Scheduler:
                 self._known[ident] = found
         return found
 
-    def _probe(self, submission_id):
-        """The Mirror job id of ``submission_id`` on central, or None."""
-        found = self.client.jobs(submission_id=submission_id, limit=1)
-        return found[0]["job_id"] if found else None
+    def resolve(self, ident):
+        """The Mirror job id of a submission id or Mirror job id; None when unknown."""
+        found = self.locate(ident)
+        return None if found is None else found[1]
 
-    def record(self, ident):
-        """The ``job.query`` record of a submission, or None when there is no such job."""
-        mirror_id = self.resolve(ident)
-        if mirror_id is None:
+    def _probe(self, submission_id):
+        """``(client, job id)`` of ``submission_id`` on the first mesh that has it, or None."""
+        for _, client in self.meshes():
+            found = client.jobs(submission_id=submission_id, limit=1)
+            if found:
+                return client, found[0]["job_id"]
+        return None
+
+    def located_record(self, ident):
+        """``(client, job.query record)`` of a submission, or None when there is no such job."""
+        found = self.locate(ident)
+        if found is None:
             return None
+        client, mirror_id = found
         try:
-            return self.client.query(mirror_id)
+            return client, client.query(mirror_id)
         except MirrorError as exc:
             if "not existed" in str(exc):
                 return None
             raise
 
-    def logs(self, mirror_id):
+    def record(self, ident):
+        """The ``job.query`` record of a submission, or None when there is no such job."""
+        found = self.located_record(ident)
+        return None if found is None else found[1]
+
+    def logs(self, mirror_id, client=None):
         """``(stdout, stderr)`` of the job's current or last step ('' when there is none)."""
+        client = client or self.client
         out, err, offsets = [], [], (0, 0)
         size = 0
         try:
             while size < LOG_LIMIT:
-                chunk = self.client.logs(mirror_id, offset_out=offsets[0], offset_err=offsets[1])
+                chunk = client.logs(mirror_id, offset_out=offsets[0], offset_err=offsets[1])
                 out.append(chunk["stdout"])
                 err.append(chunk["stderr"])
                 size += len(chunk["stdout"]) + len(chunk["stderr"])

@@ -56,6 +56,41 @@ def test_placement_rules():
     assert choose({}, MACHINES, 1, preferred="beta").machine == "beta"
 
 
+def test_an_amqp_head_address_puts_a_cluster_on_a_mesh_of_its_own(tmp_path):
+    path = tmp_path / "clusters.yaml"
+    path.write_text(
+        "clusters:\n"
+        "  near: {machine: alpha}\n"
+        "  far: {head_address: 'amqp://u:secret@far.example.org/v', machine: alpha}\n"
+        "  other: {head_address: 'amqps://far.example.org', rpc_exchange: x, machine: b}\n"
+        "  ray: {head_address: '123.456.789.0:10001'}\n"
+    )
+    clusters = read_clusters(path).clusters
+    assert clusters["near"].mesh is None and clusters["ray"].mesh is None
+    assert clusters["far"].mesh == ("amqp://u:secret@far.example.org/v", "mirror_com")
+    assert clusters["other"].mesh == ("amqps://far.example.org", "x")
+    described = clusters["far"].describe()
+    assert "secret" not in str(described) and described["mesh"].endswith("mirror_com")
+
+
+def test_clusters_on_other_meshes_compete_by_the_same_rules():
+    far = ("amqp://far", "mirror_com")
+    clusters = {
+        "near": Cluster("near", "alpha", weight=1.0),
+        "far": Cluster("far", "alpha", weight=1.0, head_address=far[0], tags=["big"]),
+    }
+    machines = [
+        {"mesh": None, "name": "alpha", "online": True, "slots": 8, "used_cores": 6},
+        {"mesh": far, "name": "alpha", "online": True, "slots": 8, "used_cores": 0},
+    ]
+    # The same machine name on two meshes: each cluster sees its own mesh's machine.
+    assert choose(clusters, machines, 4).name == "far"
+    assert choose(clusters, machines, 2, preferred="near").name == "near"
+    assert choose(clusters, machines, 4, preferred="near").name == "far"  # near is full
+    machines[1]["online"] = False
+    assert choose(clusters, machines, 4) is None
+
+
 def test_more_cpu_than_any_machine_is_refused():
     check_cpus(32, MACHINES)
     with pytest.raises(RuntimeError, match="asks for 33 CPU .* largest machine \\(gamma"):
