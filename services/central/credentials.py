@@ -62,8 +62,15 @@ def hash_password(password):
 
 
 def check_password(password, stored):
-    """True when ``password`` matches the ``stored`` hash (False for no hash or no password)."""
-    if not stored or not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
+    """True when ``password`` matches the ``stored`` hash (False for no hash or no password).
+
+    Without a hash (an unknown or revoked user) the same scrypt work is done
+    anyway, so that the answer's timing does not tell which user names exist.
+    """
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
+        return False
+    if not stored:
+        _scrypt(password, b"no such user", SCRYPT_N, SCRYPT_R, SCRYPT_P)
         return False
     try:
         scheme, n, r, p, salt, digest = stored.split("$")

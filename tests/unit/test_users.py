@@ -50,6 +50,18 @@ def test_passwords_are_salted_scrypt_hashes():
         assert not check_password("correct horse", stored)
 
 
+def test_an_unknown_user_costs_the_same_scrypt_work(monkeypatch):
+    """Timing must not tell a missing user from a wrong password: both run scrypt once."""
+    from services.central import credentials
+
+    stored = hash_password("correct horse")
+    calls = []
+    real = credentials._scrypt
+    monkeypatch.setattr(credentials, "_scrypt", lambda *args: calls.append(args[2:]) or real(*args))
+    assert not check_password("guess", stored) and not check_password("guess", None)
+    assert len(calls) == 2 and calls[0] == calls[1]
+
+
 @pytest.mark.parametrize("password", ["short", "", "x" * 1025, None, 12345678])
 def test_bad_passwords_are_refused(password):
     with pytest.raises(MirrorError):
