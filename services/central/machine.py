@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from nameko.dependency_providers import Config
 
-from services.central.providers import Database, JobQueues
+from services.central.providers import Caller, Database, JobQueues
 from services.central.reconciler import Reconciler, on_timer
 from services.common.rpc import mirror_rpc, to_int
 
@@ -17,6 +17,7 @@ class MachineService(Reconciler):
     db = Database()
     queues = JobQueues()
     config = Config()
+    caller = Caller()
 
     @mirror_rpc
     def list(self):
@@ -28,13 +29,15 @@ class MachineService(Reconciler):
         """One machine's health: online, queue length, running, stalled and waiting jobs.
 
         ``waiting_jobs`` lists the jobs pinned to it that wait while it is
-        offline, and ``waiting`` says why (null when none wait).
+        offline, and ``waiting`` says why (null when none wait). The job id lists
+        name only the caller's own jobs (an admin's: every job); counts are
+        the machine's.
         """
         stalled_after = timedelta(
             seconds=float(self.config["MONITOR"]["interval"])
             * float(self.config["RECONCILER"]["stalled_intervals"])
         )
-        return self.db.machines.ruok(to_int(rid, "rid"), stalled_after)
+        return self.db.machines.ruok(to_int(rid, "rid"), stalled_after, owner=self.caller.scope)
 
     @mirror_rpc
     def heartbeat(

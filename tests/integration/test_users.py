@@ -146,6 +146,11 @@ def test_someone_elses_work_is_missing(mesh, people):
     assert set(ann.ok("job-logs", job_id=job_id)) >= {"stdout", "stderr"}
     assert job_id not in [j["job_id"] for j in bob.ok("job-list")]
     assert job_id in [j["job_id"] for j in ann.ok("job-list")]
+    # A machine's health names only the caller's own jobs; an admin sees them all.
+    assert job_id in ann.ok("machine-ruok", rid=1)["running_jobs"]
+    assert job_id in root.ok("machine-ruok", rid=1)["running_jobs"]
+    health = bob.ok("machine-ruok", rid=1)
+    assert job_id not in health["running_jobs"] and health["running"] >= 1
     assert p_id not in [p["p_id"] for p in bob.ok("project-list")]
     assert c_id not in [c["c_id"] for c in bob.ok("calcpackage-list")]
     assert bob.refused("project-getalljob", p_id=p_id) == MISSING_PROJECT.format(p_id)

@@ -91,30 +91,37 @@ class Registry:
             "last_heartbeat": iso(machine.last_heartbeat),
         }
 
-    def ruok(self, rid, stalled_after):
-        """The health of machine ``rid``; RUNNING jobs quiet for ``stalled_after`` are stalled."""
+    def ruok(self, rid, stalled_after, owner=None):
+        """The health of machine ``rid``; RUNNING jobs quiet for ``stalled_after`` are stalled.
+
+        With ``owner``, the job id lists hold only that user's jobs.
+        """
         counts = self.jobs.counts_by_machine().get(rid, {})
         stamp = now()
         with self.Session() as session:
             machine = session.get(Machine, rid)
             if machine is None:
                 raise MirrorError(f"resource machine is not existed , rid : {rid}")
-            running = session.scalars(
+            active = session.scalars(
                 select(Job).where(Job.rid == rid, Job.state.in_(ACTIVE)).order_by(Job.id)
             ).all()
             stalled = [
-                j.id
-                for j in running
+                j
+                for j in active
                 if j.state == RUNNING
                 and stamp - (j.progress_at or j.start_time or j.updated) > stalled_after
             ]
+
+            def shown(jobs):
+                return [j.id for j in jobs if owner is None or j.owner == owner]
+
             online = self.online(machine, stamp)
-            pinned = [] if online else self._pinned_queued(session, rid)
+            pinned = [] if online else self._pinned_queued(session, rid, owner)
             out = self._dict(machine, counts, stamp)
             out.update(
                 queue_length=counts.get("queued", 0),
-                running_jobs=[j.id for j in running],
-                stalled_jobs=stalled,
+                running_jobs=shown(active),
+                stalled_jobs=shown(stalled),
                 waiting_jobs=pinned,
                 waiting=(
                     f"{len(pinned)} pinned job(s) wait for this machine: {offline(machine)}"
@@ -126,14 +133,11 @@ class Registry:
             return out
 
     @staticmethod
-    def _pinned_queued(session, rid):
-        return list(
-            session.scalars(
-                select(Job.id)
-                .where(Job.rid == rid, Job.state == QUEUED, Job.pinned.is_(True))
-                .order_by(Job.id)
-            )
-        )
+    def _pinned_queued(session, rid, owner=None):
+        query = select(Job.id).where(Job.rid == rid, Job.state == QUEUED, Job.pinned.is_(True))
+        if owner is not None:
+            query = query.where(Job.owner == owner)
+        return list(session.scalars(query.order_by(Job.id)))
 
     def by_name(self, name):
         """The online machine called ``name``, or None."""
