@@ -106,9 +106,11 @@ class JobKill:
     deadline = Deadline()
 
     @mirror_rpc
-    def do(self, job_id):
+    def do(self, job_id, reason=None):
+        """Stop the job; ``reason`` (default ``killed by user``) becomes its error."""
         drop_expired(self.deadline, self.rt.rid)
-        stages.kill(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
+        job = stages.fetch(self.rt, to_int(job_id, "job_id"))
+        stages.kill(self.rt, job, str(reason) if reason else "killed by user")
         return []
 
 

@@ -76,7 +76,9 @@ class JobService:
         kill = service_name("jobkill", job["rid"])
         timeout = float(self.config["RPC"]["timeout"])
         try:
-            code, value = self.services.call(kill, "do", {"job_id": job_id}, timeout)
+            code, value = self.services.call(
+                kill, "do", {"job_id": job_id, "reason": reason}, timeout
+            )
         except (UnknownService, RpcTimeout) as exc:
             # The machine is gone: the job can no longer be reached, record it stopped.
             self._killed_without_machine(

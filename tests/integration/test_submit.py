@@ -103,8 +103,9 @@ def test_live_output_while_the_script_runs(autorun_mesh):
 def test_cancel_running_queued_and_finished_jobs(autorun_mesh):
     running = autorun_mesh.ok("jobdispatch", "submit", script="sleep 60")
     autorun_mesh.wait_state(running, "RUNNING")
-    assert autorun_mesh.rpc("job", "cancel", job_id=running) == [0, []]
-    assert autorun_mesh.wait_state(running, FINAL)["state"] == "KILLED"
+    assert autorun_mesh.rpc("job", "cancel", job_id=running, reason="wrong inputs") == [0, []]
+    job = autorun_mesh.wait_state(running, FINAL)
+    assert job["state"] == "KILLED" and job["error"] == "wrong inputs"
     # Machine 8 is known but has no agent: the job waits queued and is cancelled in place.
     autorun_mesh.ok("machine", "heartbeat", rid=8, name="m8", slots=1)
     queued = autorun_mesh.ok("jobdispatch", "submit", script="true", rid=8)
