@@ -52,5 +52,6 @@ def apply_changes(job, changes):
         elif key == "reset_steps":
             for step in job["steps"]:
                 step.update(STEP_RESET)
+            job["start_time"] = job["end_time"] = None
         elif key != "message":
             job[key] = value

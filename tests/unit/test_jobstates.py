@@ -31,6 +31,7 @@ def test_apply_changes_updates_the_bundle_as_central_records_it():
     job = {
         "state": "READY",
         "step": "",
+        "start_time": "t",
         "steps": [
             {"id": "s1", "state": "DONE", "exit_code": 0, "start_time": "t", "end_time": "t"},
             {"id": "s2", "state": "PENDING", "exit_code": None},
@@ -39,6 +40,7 @@ def test_apply_changes_updates_the_bundle_as_central_records_it():
     apply_changes(job, {"reset_steps": True})
     assert [s["state"] for s in job["steps"]] == ["PENDING", "PENDING"]
     assert job["steps"][0]["exit_code"] is None
+    assert job["start_time"] is None  # the time limit counts from the new run
     apply_changes(
         job,
         {"state": "RUNNING", "step": "s2", "message": "m", "steps": {"s2": {"state": "RUNNING"}}},

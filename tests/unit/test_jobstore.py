@@ -149,6 +149,20 @@ def test_a_finished_job_built_again_starts_a_new_run(store):
     assert again["attempts"] == 0
 
 
+def test_a_rebuilt_directory_restarts_the_clock_of_the_time_limit(store):
+    """force=1 rebuilds a job: its start time is that of the new run's first step."""
+    (job_id,) = make_jobs(store)
+    first = "2020-01-01T00:00:00"
+    store.report(
+        job_id, 7, {"state": "RUNNING", "steps": {"a": {"state": "RUNNING", "start_time": first}}}
+    )
+    assert store.get(job_id)["start_time"].startswith("2020-01-01")
+    rebuilt = store.report(job_id, 7, {"state": "PREPARING", "reset_steps": True})
+    assert rebuilt["start_time"] is None and rebuilt["end_time"] is None
+    again = store.report(job_id, 7, {"state": "RUNNING", "steps": {"a": {"state": "RUNNING"}}})
+    assert again["start_time"] and not again["start_time"].startswith("2020")
+
+
 def test_progress_and_plain_messages(store):
     (job_id,) = make_jobs(store)
     store.report(job_id, 7, {"state": "PREPARING"}, ["QUEUED"])

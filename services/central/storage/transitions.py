@@ -180,15 +180,18 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None):
     # A claim's own events belong to the attempt it starts.
     current = sets.get("attempts", job["attempts"]) or None
     step_sets, events = step_changes(job, steps, changes, stamp, current)
-    if changes.get("reset_steps") and "result" not in changes:
-        sets["result"] = {}
+    if changes.get("reset_steps"):
+        # A rebuilt directory starts a new run: its time limit counts from its own first step.
+        sets.update(start_time=None, end_time=None)
+        if "result" not in changes:
+            sets["result"] = {}
     step_now = sets.get("step", job["step"])
     message = changes.get("message", "")
     if new_state and new_state != job["state"]:
         events.append(event(job_id, stamp, new_state, step_now, message, current))
     elif message:
         events.append(event(job_id, stamp, job["state"], step_now, message, current))
-    if job["start_time"] is None:
+    if sets.get("start_time", job["start_time"]) is None:
         # The job starts with its first step; a short one is reported only
         # once it ended, so the state may never read RUNNING.
         starts = [v["start_time"] for v in step_sets.values() if v.get("start_time")]
