@@ -150,7 +150,8 @@ def build_files(rt, job, defer=False):
         restore_templates(root, adapter, job["params"])
         generate_files(adapter, job["params"], root, root / ".mirror" / "proj", ADAPTER)
         identity.hand_over(root, rt.run_as)
-    except OSError as exc:
+    except (OSError, AdapterError) as exc:
+        # A placeholder or path of the package or project: the user's to fix, said as such.
         raise MirrorError(f"file generation of job {job['job_id']} failed: {exc}") from exc
     return report(
         rt,
