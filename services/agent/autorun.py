@@ -113,3 +113,4 @@ def run_pipeline(rt, job, running=None):
         stages.fail(rt, job, f"internal error: {type(exc).__name__}: {exc}")
     finally:
         rt.published.pop(job_id, None)
+        rt.progress_warned.discard(job_id)
