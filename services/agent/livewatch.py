@@ -124,7 +124,7 @@ class LiveMonitor:
                 # A file caught halfway through a rewrite keeps the last good value.
                 self.value = value if value is not None or sig is None else self.value
             for item, local in self.items:
-                if local == path and sig is not None and local.is_file():
+                if local == path and sig is not None and local.exists():
                     remote = f"/jobs/{job['job_id']}/process/{item.key}/{local.name}"
                     rt.files.upload(local, remote)
                     self.urls[item.key] = rt.files.url(remote)
