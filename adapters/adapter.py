@@ -76,6 +76,8 @@ class Adapter:
     progress: str | None
     process: tuple[DataItem, ...]
     result: tuple[DataItem, ...]
+    # The line of <Progress>, for messages about its path.
+    progress_line: int | None = None
 
     @property
     def step_ids(self) -> tuple[str, ...]:
@@ -211,8 +213,10 @@ def parse_adapter(data: bytes, filename: str = "adapter.xml") -> Adapter:
         sections[child.tag] = child
 
     steps = _steps(r, sections.get("Steps"), root, hooks)
-    progress, process = _data_section(r, sections.get("Process"), ("Progress", "Data"))
-    _, result = _data_section(r, sections.get("Result"), ("Data",))
+    progress, progress_line, process = _data_section(
+        r, sections.get("Process"), ("Progress", "Data")
+    )
+    _, _, result = _data_section(r, sections.get("Result"), ("Data",))
     return Adapter(
         name=name,
         version=attrs.get("version", "").strip(),
@@ -223,6 +227,7 @@ def parse_adapter(data: bytes, filename: str = "adapter.xml") -> Adapter:
         progress=progress,
         process=process,
         result=result,
+        progress_line=progress_line,
     )
 
 
@@ -349,9 +354,9 @@ def _hook_name(r: _Reader, node, attrs: dict, attr: str, step_id: str, hooks) ->
 
 
 def _data_section(r: _Reader, section, allowed: tuple[str, ...]):
-    """``(progress path or None, Data items)`` of ``<Process>`` or ``<Result>``."""
+    """``(progress path or None, its line, Data items)`` of ``<Process>`` or ``<Result>``."""
     if section is None:
-        return None, ()
+        return None, None, ()
     progress = None
     progress_line = None
     seen: dict[str, int] = {}
@@ -379,4 +384,4 @@ def _data_section(r: _Reader, section, allowed: tuple[str, ...]):
         items.append(
             DataItem(key=key, path=r.path(node, "path", attrs["path"]), line=node.sourceline)
         )
-    return progress, tuple(items)
+    return progress, progress_line, tuple(items)

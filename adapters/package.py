@@ -10,11 +10,14 @@ from adapters.errors import AdapterError, UnsafeZipError
 from adapters.placeholders import Placeholder, split_pieces
 from adapters.safexml import parse_xml
 from adapters.safezip import check_archive, open_zip
+from adapters.usage import Inventory, inventory, template_paths
 
 ADAPTER_FILE = "adapter.xml"
 TEMPLATE_DIR = "template/"
 # adapter.xml and the hooks module are read into memory: keep them small.
 MAX_MEMBER_BYTES = 1_000_000
+# Templates bigger than this are checked only when a job renders them.
+MAX_TEMPLATE_BYTES = 10_000_000
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: str) -> bytes:
@@ -124,3 +127,29 @@ def inspect_package(zip_bytes: bytes, filename: str = "package.zip") -> Adapter:
             _check_hooks(zf, names, adapter, filename, xml)
         _check_parafiles(names, adapter)
     return adapter
+
+
+def package_inventory(
+    zip_bytes: bytes, adapter: Adapter, filename: str = "package.zip"
+) -> Inventory:
+    """The placeholders of a registered package: its adapter's and its ParaFile templates'.
+
+    Templates are read as the agent reads them (UTF-8, undecodable bytes kept);
+    one over ``MAX_TEMPLATE_BYTES`` is left to the job that renders it.
+    """
+    templates = {}
+    with open_zip(zip_bytes, filename) as zf:
+        infos = {
+            posixpath.normpath(i.filename)[len(TEMPLATE_DIR) :]: i
+            for i in check_archive(zf, filename)
+            if not i.is_dir() and i.filename.startswith(TEMPLATE_DIR)
+        }
+        for path in template_paths(adapter, infos):
+            info = infos[path]
+            if info.file_size > MAX_TEMPLATE_BYTES:
+                continue
+            with zf.open(info) as member:
+                data = member.read(MAX_TEMPLATE_BYTES + 1)
+            if len(data) <= MAX_TEMPLATE_BYTES:
+                templates[path] = data.decode("utf-8", errors="surrogateescape")
+    return inventory(adapter, templates)

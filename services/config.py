@@ -86,7 +86,11 @@ DEFAULTS = {
     # ``publish_delay``: seconds between committing placed jobs and publishing
     # them, a window tests use to stop central inside it (0 in production).
     "DEBUG": {"autorun_job": False, "publish_delay": 0},
-    "MONITOR": {"interval": 5},
+    # Running steps' Progress and Process files are stat'ed every ``poll`` seconds
+    # and read when they change; every ``interval`` seconds a running job is
+    # reported even if nothing changed. A Progress file missing after a step ran
+    # ``progress_missing_after`` seconds (or at the last step's end) is warned of.
+    "MONITOR": {"interval": 5, "poll": 0.5, "progress_missing_after": 30},
     # A machine silent for ``lost_after`` seconds has its claimed jobs queued
     # again or failed (``on_machine_lost``); a running job with no progress
     # report for ``stalled_intervals`` monitor intervals is flagged in ruok.

@@ -6,6 +6,7 @@ starts them, one green thread per job, and gives their cores back.
 
 import logging
 
+from adapters.errors import AdapterError
 from services.agent import stages
 from services.agent.reporting import Superseded
 from services.agent.steprun import forget, launch_step
@@ -104,10 +105,12 @@ def run_pipeline(rt, job, running=None):
     except Superseded as exc:
         # Another attempt owns the job now: nothing of this one is reported any more.
         forget(rt, job_id, str(exc))
-    except MirrorError as exc:
+    except (MirrorError, AdapterError) as exc:
+        # A mistake in the package or the parameters: recorded in the user's words.
         stages.fail(rt, job, str(exc))
     except Exception as exc:  # noqa: BLE001 - the job must end, never stay RUNNING
         log.exception("Job<%s> autorun failed", job_id)
         stages.fail(rt, job, f"internal error: {type(exc).__name__}: {exc}")
     finally:
         rt.published.pop(job_id, None)
+        rt.progress_warned.discard(job_id)

@@ -73,7 +73,12 @@ class AgentRuntime:
         self.base_env = base_env(os.environ, self.run_as)
         min_free = parse_size(agent.get("min_free", 0), "AGENT.min_free")
         self.autorun = bool(config["DEBUG"]["autorun_job"])
-        self.interval = float(config["MONITOR"]["interval"])
+        monitor = config["MONITOR"]
+        self.interval = float(monitor["interval"])
+        # Running steps' Progress and Process files are stat'ed this often (seconds).
+        self.poll = float(monitor.get("poll", 0.5))
+        # A Progress file still missing after a step ran this long gets a warning event.
+        self.progress_missing_after = float(monitor.get("progress_missing_after", 30))
         self.refs = 0
         self.central = central or CentralClient(config)
         # Reports central could not take wait on disk, under the work root.
@@ -91,6 +96,8 @@ class AgentRuntime:
         self.scheduler = Scheduler(self.slots)
         self.running = {}
         self.published = {}
+        # Jobs warned already that their Progress file never appeared.
+        self.progress_warned = set()
         self._beat_sent = False
         self.recovered = False
         self.recovering = False

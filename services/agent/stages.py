@@ -150,7 +150,8 @@ def build_files(rt, job, defer=False):
         restore_templates(root, adapter, job["params"])
         generate_files(adapter, job["params"], root, root / ".mirror" / "proj", ADAPTER)
         identity.hand_over(root, rt.run_as)
-    except OSError as exc:
+    except (OSError, AdapterError) as exc:
+        # A placeholder or path of the package or project: the user's to fix, said as such.
         raise MirrorError(f"file generation of job {job['job_id']} failed: {exc}") from exc
     return report(
         rt,
@@ -206,19 +207,26 @@ def monitor(rt, job, defer=False):
         progress = read_progress(
             confine(root, substitute(adapter.progress, job["params"], where), where)
         )
+    urls, _ = publish_items(rt, job, root, adapter.process, "process")
+    # Conditional on the state seen: a job taken away meanwhile refuses it.
+    expect = None if defer else [job["state"]]
+    process = process_values(rt, job, progress, urls)
+    return report(rt, job, {"process": process}, expect=expect, defer=defer)
+
+
+def process_values(rt, job, progress, urls):
+    """The monitoring values of a job: progress (step counts without a Progress file),
+    what its hooks published, and the URLs of its Process files."""
     if progress is None:
         steps = job["steps"]
         done = sum(1 for s in steps if s["state"] == DONE)
         progress = (min(done + (1 if job["state"] == RUNNING else 0), len(steps)), len(steps))
-    urls, _ = publish_items(rt, job, root, adapter.process, "process")
     process = {"currentstep": str(progress[0]), "allstep": str(progress[1])}
     process.update(
         {k: str(v) for k, v in rt.published.get(job["job_id"], {}).items() if k not in process}
     )
     process.update(urls)
-    # Conditional on the state seen: a job taken away meanwhile refuses it.
-    expect = None if defer else [job["state"]]
-    return report(rt, job, {"process": process}, expect=expect, defer=defer)
+    return process
 
 
 def recover(rt, job, linger=0.0):
@@ -291,4 +299,5 @@ def delete(rt, job, force=False):
     rt.files.delete_tree(f"/jobs/{job['job_id']}")
     rt.central.call("job", "remove", job_id=job["job_id"], rid=rt.rid)
     rt.published.pop(job["job_id"], None)
+    rt.progress_warned.discard(job["job_id"])
     log.info("Job<%s> deleted", job["job_id"])

@@ -204,6 +204,7 @@ def forget(rt, job_id, reason):
         log.warning("Job<%s> stopping step %s here: %s", job_id, running.step, reason)
         stop_step(rt, running)
     rt.published.pop(job_id, None)
+    rt.progress_warned.discard(job_id)
 
 
 def report_running(rt, job, running):

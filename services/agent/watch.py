@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 
 from services.agent import processes, stages
+from services.agent.livewatch import LiveMonitor
 from services.agent.reporting import Superseded
 from services.agent.steprun import finish_step, forget, report_running, stop_step
 from services.common.errors import MirrorError
@@ -32,10 +33,15 @@ def deadline(job):
 
 
 def watch(rt, job, running, *, autorun=False):
-    """Wait for a step to end, monitoring meanwhile; then record how it ended."""
+    """Wait for a step to end, monitoring meanwhile; then record how it ended.
+
+    Monitoring follows the Progress and Process files as they change
+    (`services.agent.livewatch`).
+    """
     limit = deadline(job)
+    live = LiveMonitor(rt, job, running.step)
     while True:
-        wait = rt.interval
+        wait = live.poll
         if running.report_due is not None:
             wait = min(wait, max(0.0, running.report_due - time.monotonic()))
         if limit is not None:
@@ -53,7 +59,7 @@ def watch(rt, job, running, *, autorun=False):
                 return job
             continue
         try:
-            stages.monitor(rt, job)
+            live.tick()
         except Superseded as exc:
             forget(rt, job["job_id"], str(exc))
             return job
@@ -62,6 +68,11 @@ def watch(rt, job, running, *, autorun=False):
                 return job
             log.warning("Job<%s> monitoring failed: %s", job["job_id"], exc)
     rt.running.pop(job["job_id"], None)
+    if not running.killed:
+        try:
+            live.at_end()
+        except MirrorError as exc:
+            log.warning("Job<%s> progress warning not recorded: %s", job["job_id"], exc)
     return finish_step(rt, job, running, code, autorun=autorun)
 
 

@@ -5,6 +5,7 @@ import logging
 from nameko.dependency_providers import Config
 
 from adapters.params import parse_params, resolved_bytes
+from adapters.usage import known_names, problems, refusal
 from services.central.checks import (
     check_against_roots,
     check_environment,
@@ -55,6 +56,7 @@ class JobDispatchService:
             catalog.read_project_file(p_id, para_name, owner=caller.scope), para_name
         )
         self._check_size(para_name, states)
+        check_placeholders(catalog.inventory(c_id), states, para_name)
         placements = self._place([ncpus_of(s) for s in states], rid, tags)
         ids = self.db.jobs.create(
             p_id,
@@ -71,6 +73,31 @@ class JobDispatchService:
         self._publish(ids, states, placements)
         log.info("Project<%s> dispatched with CalcPackage<%s>: %d job(s)", p_id, c_id, len(ids))
         return ids
+
+    @mirror_rpc
+    def check(self, p_id, c_id, para_name="para.xml"):
+        """What ``do`` would find wrong with this project and package, creating nothing.
+
+        Answers ``{"states", "parameters", "problems"}``: the job count, the
+        parameter names and one located message per placeholder naming no
+        parameter (empty when ``do`` would accept the pair). A parameter file
+        that does not parse is refused with its own error.
+        """
+        p_id, c_id = to_int(p_id, "p_id"), to_int(c_id, "c_id")
+        catalog, caller = self.db.catalog, self.caller
+        catalog.require_project(p_id, owner=caller.scope)
+        if caller.scope is not None:
+            catalog.require_package(c_id, user=caller.scope)
+        catalog.adapter(c_id)
+        states = parse_params(
+            catalog.read_project_file(p_id, para_name, owner=caller.scope), para_name
+        )
+        params = [s.params for s in states]
+        return {
+            "states": len(states),
+            "parameters": sorted(known_names(params)),
+            "problems": problems(catalog.inventory(c_id), params),
+        }
 
     @mirror_rpc
     @idempotent
@@ -132,6 +159,7 @@ class JobDispatchService:
         else:
             check_against_roots(cwd, stdout, stderr, None, None)
         p_id, c_id, adapter = self.db.submissions.ids()
+        check_placeholders(self.db.submissions.inventory(), [state], "the script job")
         extra = {
             "name": str(name or "")[:200],
             "submission_id": None if submission_id is None else str(submission_id),
@@ -192,6 +220,13 @@ class JobDispatchService:
         ]
         delay = (self.config.get("DEBUG") or {}).get("publish_delay", 0)
         publish_placed(self.db, self.queues, entries, delay)
+
+
+def check_placeholders(inventory, states, para_name):
+    """Refuse, naming file, line and name, placeholders the states give no value."""
+    found = problems(inventory, [s.params for s in states])
+    if found:
+        raise MirrorError(refusal(found, para_name, known_names(s.params for s in states)))
 
 
 def ncpus_of(state):

@@ -116,6 +116,18 @@ def add_user_commands(sub):
     create.add_argument("name", metavar="NAME")
     create.add_argument("directory", metavar="DIR", help="uploaded recursively, relative names")
     create.add_argument("--description", default="")
+    create.add_argument(
+        "--para",
+        default=None,
+        metavar="FILE",
+        help="parameter file checked before creating (default: para.xml, if present)",
+    )
+    create.add_argument(
+        "--package",
+        type=int,
+        metavar="C_ID",
+        help="also check its placeholders against the parameter file, as dispatch does",
+    )
     create.set_defaults(handler=command(project_create))
     add_parser(psub, "list", help="list the projects").set_defaults(handler=command(project_list))
 

@@ -11,11 +11,53 @@ def project_create(client, args, out):
     directory = Path(args.directory)
     if not directory.is_dir():
         raise CommandError(f"{directory} is not a directory")
+    # The parameter file is checked before anything is created: a broken one creates nothing.
+    para = args.para or "para.xml"
+    found = read_parameters(directory, para, explicit=args.para is not None)
     p_id = client.new_project(args.name, args.description)
     names = client.upload_dir(p_id, directory)
     out.print(f"project {p_id} ({args.name}): {len(names)} file(s) uploaded", markup=False)
     for name in names:
         out.print(f"  {name}", markup=False)
+    out.print(found, markup=False)
+    if args.package is not None and para in names:
+        return check_with_package(client, p_id, args.package, para, out)
+    return 0
+
+
+def read_parameters(directory, para, explicit):
+    """What the parameter file ``para`` of ``directory`` gives, as one line; refuse a bad one."""
+    from adapters.errors import AdapterError
+    from adapters.params import parse_params
+
+    path = directory / para
+    if not path.is_file():
+        if explicit:
+            raise CommandError(f"{path}: no such parameter file; no project was created")
+        return f"{para}: not in {directory}; dispatch needs a parameter file (--para names it)"
+    try:
+        states = parse_params(path.read_bytes(), para)
+    except AdapterError as exc:
+        raise CommandError(f"{exc}; no project was created") from None
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    names = ", ".join(sorted(states[0].params)) if states else "none"
+    return f"{para}: {len(states)} job(s) on dispatch; parameters: {names}"
+
+
+def check_with_package(client, p_id, c_id, para, out):
+    """Print what dispatching the new project with package ``c_id`` would refuse."""
+    found = client.check(p_id, c_id, para)["problems"]
+    if not found:
+        out.print(f"package {c_id}: every placeholder names a parameter of {para}", markup=False)
+        return 0
+    out.print(f"package {c_id}: {len(found)} placeholder(s) name no parameter:", markup=False)
+    for problem in found:
+        out.print(f"  {problem}", markup=False)
+    raise CommandError(
+        f"dispatching project {p_id} with package {c_id} would be refused "
+        f"({len(found)} problem(s) above); fix the package or {para}"
+    )
 
 
 def project_list(client, args, out):

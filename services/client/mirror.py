@@ -113,6 +113,10 @@ class Mirror(RpcClient):
             kwargs["tags"] = list(tags)
         return self.call("jobdispatch", "do", **kwargs)
 
+    def check(self, p_id, c_id, para_name="para.xml"):
+        """What dispatching the project with the package would refuse: states, names, problems."""
+        return self.call("jobdispatch", "check", p_id=p_id, c_id=c_id, para_name=para_name)
+
     def submit(
         self,
         script,

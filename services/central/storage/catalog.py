@@ -8,6 +8,7 @@ import zipfile
 from sqlalchemy import bindparam, select
 
 from adapters.adapter import parse_adapter
+from adapters.package import package_inventory
 from db.models import CalcPackage, Project, ProjectFile
 from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError, package_missing, project_missing
@@ -79,6 +80,8 @@ class Catalog:
         # Parsed adapters by c_id: a registered package never changes, and
         # every dispatch of it needs its steps.
         self._adapters = {}
+        # Placeholder inventories by c_id (adapter and templates), for the dispatch check.
+        self._inventories = {}
 
     # -- projects ----------------------------------------------------------
     # ``owner`` (a user name) limits a read or write to that user's projects:
@@ -220,6 +223,16 @@ class Catalog:
                 text = self.get_package(session, c_id).adapter_xml
             adapter = self._adapters[c_id] = parse_adapter(text.encode("utf-8"), "adapter.xml")
         return adapter
+
+    def inventory(self, c_id):
+        """Every placeholder of package ``c_id``: read from its zip once, then cached."""
+        inv = self._inventories.get(c_id)
+        if inv is None:
+            data = self.files.get_bytes(package_path(c_id))
+            inv = self._inventories[c_id] = package_inventory(
+                data, self.adapter(c_id), f"package {c_id}"
+            )
+        return inv
 
     def get_package(self, session, c_id, user=None):
         """Registered package ``c_id`` in ``session`` (usable by ``user``), or the seed's error."""

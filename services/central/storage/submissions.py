@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from adapters.adapter import parse_adapter
 from adapters.bundled import package_zip
+from adapters.package import package_inventory
 from db.models import CalcPackage, Project
 from services.central.storage.catalog import adapter_text
 from services.central.storage.retry import retry_disconnects
@@ -21,6 +22,7 @@ class Submissions:
     def __init__(self, catalog):
         self.catalog = catalog
         self._ids = None
+        self._inventory = None
 
     def ids(self):
         """``(p_id, c_id, adapter)`` of the submissions project and script package."""
@@ -42,4 +44,10 @@ class Submissions:
             if p_id is None:
                 p_id = self.catalog.new_project(PROJECT_NAME, "jobs submitted as scripts")
             self._ids = (p_id, c_id, adapter)
+            self._inventory = package_inventory(data, adapter, "script package")
         return self._ids
+
+    def inventory(self):
+        """The placeholders of the bundled script package, for the dispatch check."""
+        self.ids()
+        return self._inventory
