@@ -188,6 +188,8 @@ class Job(Base):
     pid_start: Mapped[float | None] = mapped_column(Float)
     process: Mapped[dict] = mapped_column(default=dict)
     result: Mapped[dict] = mapped_column(default=dict)
+    # Slurm executor: the batch job of the latest step (job_id, nodelist, partition, step).
+    slurm: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     submit_time: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None]

@@ -16,6 +16,7 @@ from services.agent import identity
 from services.agent.central_client import CentralClient
 from services.agent.outbox import Outbox
 from services.agent.scheduler import Scheduler
+from services.agent.slurmexec import executor_of
 from services.agent.steps import base_env
 from services.agent.workspace import Workspace, parse_size
 from services.common.errors import MirrorError
@@ -71,6 +72,8 @@ class AgentRuntime:
         self.run_as = identity.resolve(agent.get("run_as") or "")
         # What steps and hooks keep of the agent's environment, built once.
         self.base_env = base_env(os.environ, self.run_as)
+        # None: steps are local processes; else a SlurmExecutor (AGENT.executor: slurm).
+        self.slurm = executor_of(agent)
         min_free = parse_size(agent.get("min_free", 0), "AGENT.min_free")
         self.autorun = bool(config["DEBUG"]["autorun_job"])
         self.interval = float(config["MONITOR"]["interval"])

@@ -369,6 +369,7 @@ class JobStore:
                     path=None,
                     pid=None,
                     pid_start=None,
+                    slurm=None,
                     process={},
                     result={},
                     updated=stamp,
