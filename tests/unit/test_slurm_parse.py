@@ -163,7 +163,9 @@ def test_executor_settings_are_checked():
     agent = {"executor": "slurm", "slurm": {"poll_interval": "0.5"}}
     check_executor(agent)
     assert agent["slurm"] == {"sbatch_options": [], "poll_interval": 0.5}
-    with pytest.raises(ConfigError, match="AGENT.executor is 'pbs'; it must be one of local, slurm"):
+    with pytest.raises(
+        ConfigError, match="AGENT.executor is 'pbs'; it must be one of local, slurm"
+    ):
         check_executor({"executor": "pbs"})
     with pytest.raises(ConfigError, match="AGENT.slurm.sbatch_options must be a list of strings"):
         check_executor({"slurm": {"sbatch_options": "--qos=x"}})
