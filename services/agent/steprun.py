@@ -297,8 +297,9 @@ def finish_step(rt, job, running, code, *, autorun=False):
     if running.killed:
         return job
     if running.slurm is not None:
-        # The node list the step ran on rides with its outcome.
-        report(rt, job, {"slurm": slurmexec.record(running)}, defer=True)
+        # The node list the step ran on rides with its outcome; deferred, the
+        # expected state is the one central holds (the outcome's own).
+        report(rt, job, {"slurm": slurmexec.record(running)}, expect=[RUNNING], defer=True)
     if code is None and running.token:
         code = ledger.exit_code(running.ledger_file, running.token)
     if code is None:
