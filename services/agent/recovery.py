@@ -49,7 +49,7 @@ def stop_strays(rt, mine):
     or it ended): its old step would only compete with the new one.
     """
     if rt.slurm is not None:
-        for job_id, batch_ids in rt.slurm.strays().items():
+        for job_id, batch_ids in rt.slurm.strays(rt.workspace.root).items():
             if job_id in mine or job_id in rt.running:
                 continue
             log.warning("Job<%s> is no longer this machine's; cancelling its Slurm jobs", job_id)

@@ -29,8 +29,8 @@ FINAL_STATES = frozenset(
 #: States of a batch job that has not started yet, or waits on hold.
 WAITING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESV_DEL_HOLD", "SUSPENDED"})
 
-# squeue's columns for one job: id, state, node list, partition, name, comment.
-SQUEUE_FORMAT = "%i|%T|%N|%P|%j|%k"
+# squeue's columns for one job: id, state, node list, partition, name, comment, command.
+SQUEUE_FORMAT = "%i|%T|%N|%P|%j|%k|%o"
 
 
 class SlurmError(MirrorError):
@@ -152,13 +152,16 @@ def node_list(fields):
 
 
 def parse_squeue(text):
-    """Jobs of ``squeue -h -o SQUEUE_FORMAT``: ``[{id, state, nodelist, partition, name, comment}]``."""
+    """Jobs of ``squeue -h -o SQUEUE_FORMAT``: ``[{id, state, nodelist, partition, name, ...}]``.
+
+    Each also has its ``comment`` and ``command`` (the batch script's path).
+    """
     jobs = []
     for line in text.splitlines():
         parts = line.split("|")
-        if len(parts) != 6 or not parts[0].strip().isdigit():
+        if len(parts) != 7 or not parts[0].strip().isdigit():
             continue
-        job_id, state, nodes, partition, name, comment = (p.strip() for p in parts)
+        job_id, state, nodes, partition, name, comment, command = (p.strip() for p in parts)
         jobs.append(
             {
                 "id": int(job_id),
@@ -167,6 +170,7 @@ def parse_squeue(text):
                 "partition": partition,
                 "name": name,
                 "comment": "" if comment == "(null)" else comment,
+                "command": command,
             }
         )
     return jobs

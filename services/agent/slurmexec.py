@@ -105,10 +105,17 @@ class SlurmExecutor:
     # -- state -----------------------------------------------------------------
     def show(self, slurm_id):
         """The parsed ``scontrol show job`` of ``slurm_id``, or None once Slurm forgot it."""
-        done = slurm.run(["scontrol", "show", "job", "-o", str(slurm_id)], check=False)
-        fields = slurm.parse_scontrol(done)
+        try:
+            fields = slurm.parse_scontrol(
+                slurm.run(["scontrol", "show", "job", "-o", str(slurm_id)])
+            )
+        except MirrorError as exc:
+            # Only Slurm saying it knows no such job means it ended: an outage is no end.
+            if slurm.unknown_job(str(exc)):
+                return None
+            raise
         if not fields.get("JobId"):
-            return None
+            raise slurm.SlurmError(f"scontrol show job {slurm_id} gave no JobId")
         return fields
 
     def look(self, running):
@@ -205,13 +212,19 @@ class SlurmExecutor:
             return None
         return {"job_id": slurm_id, "partition": self.partition, "nodelist": "", "step": step}
 
-    def strays(self):
-        """``{job id: [Slurm ids]}`` of this machine's batch jobs still queued or running."""
-        out = slurm.run(["squeue", "-h", "-o", slurm.SQUEUE_FORMAT])
+    def strays(self, work_root):
+        """``{job id: [Slurm ids]}`` of this machine's batch jobs still queued or running.
+
+        Only the agent user's jobs named for this machine whose batch script
+        lies under ``work_root``: another mesh's machine of the same rid on
+        the same cluster keeps its own.
+        """
+        out = slurm.run(["squeue", "--me", "-h", "-o", slurm.SQUEUE_FORMAT])
+        prefix = os.path.join(str(work_root), "")
         found = {}
         for entry in slurm.parse_squeue(out):
             named = slurm.parse_step_name(entry["name"], self.rid)
-            if named is not None:
+            if named is not None and entry["command"].startswith(prefix):
                 found.setdefault(named[0], []).append(entry["id"])
         return found
 

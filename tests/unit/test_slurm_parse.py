@@ -56,8 +56,8 @@ def test_sbatch_answer():
 
 def test_squeue_rows():
     text = (
-        "12|RUNNING|vm|work|mirror-2-17-flow|tok1\n"
-        "13|PENDING|(null)|work|mirror-2-18-grid|(null)\n"
+        "12|RUNNING|vm|work|mirror-2-17-flow|tok1|/w/17/.mirror/slurm/tok1.sh\n"
+        "13|PENDING|(null)|work|mirror-2-18-grid|(null)|/w/18/.mirror/slurm/t.sh\n"
         "garbage line\n"
     )
     assert slurm.parse_squeue(text) == [
@@ -68,6 +68,7 @@ def test_squeue_rows():
             "partition": "work",
             "name": "mirror-2-17-flow",
             "comment": "tok1",
+            "command": "/w/17/.mirror/slurm/tok1.sh",
         },
         {
             "id": 13,
@@ -76,6 +77,7 @@ def test_squeue_rows():
             "partition": "work",
             "name": "mirror-2-18-grid",
             "comment": "",
+            "command": "/w/18/.mirror/slurm/t.sh",
         },
     ]
 
