@@ -12,7 +12,7 @@ from pathlib import Path
 
 import eventlet
 
-from services.agent import identity
+from services.agent import identity, probe
 from services.agent.central_client import CentralClient
 from services.agent.outbox import Outbox
 from services.agent.scheduler import Scheduler
@@ -74,6 +74,10 @@ class AgentRuntime:
         self.base_env = base_env(os.environ, self.run_as)
         # None: steps are local processes; else a SlurmExecutor (AGENT.executor: slurm).
         self.slurm = executor_of(agent)
+        # Its latest probe of the cluster (`services.agent.probe`), sent with each beat.
+        self.probe = None
+        self.probing = False
+        self.probed_at = None
         min_free = parse_size(agent.get("min_free", 0), "AGENT.min_free")
         self.autorun = bool(config["DEBUG"]["autorun_job"])
         self.interval = float(config["MONITOR"]["interval"])
@@ -120,6 +124,9 @@ class AgentRuntime:
 
     def heartbeat(self):
         """Tell central this machine is alive (MirrorError if no answer within the limit)."""
+        if probe.due(self):
+            self.spawn(probe.refresh, self)
+        extra = {"slurm": self.probe or {}} if self.slurm is not None else {}
         stuck = MirrorError(f"no answer within {self.beat_limit:g}s")
         with eventlet.Timeout(self.beat_limit, stuck):
             answer = self.beats.call(
@@ -132,6 +139,7 @@ class AgentRuntime:
                 autorun=self.autorun,
                 started=not self._beat_sent,
                 roots=self.roots,
+                **extra,
             )
         self._beat_sent = True
         if isinstance(answer, dict) and answer.get("cleanup"):

@@ -189,6 +189,18 @@ def parse_sinfo(text):
     return parts
 
 
+def parse_queue_counts(text, partition=""):
+    """``{"PD": n, "R": n}`` of ``squeue -h -o %t|%P`` lines (of ``partition`` if given)."""
+    counts = {"PD": 0, "R": 0}
+    for line in text.splitlines():
+        state, sep, part = line.strip().partition("|")
+        if not sep or (partition and part != partition):
+            continue
+        if state in counts:
+            counts[state] += 1
+    return counts
+
+
 def unknown_job(text):
     """Whether a Slurm command's error says the job id is not (or no longer) known."""
     return "invalid job id" in text.lower()

@@ -3,6 +3,8 @@
 Kept to a few short jobs: this Slurm runs about two trivial batch jobs a second.
 """
 
+import json
+import os
 import shutil
 import signal
 import socket
@@ -10,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 
 from adapters.bundled import package_zip, project_files
 from services.agent import slurm
@@ -149,3 +152,52 @@ def test_agent_killed_and_restarted_while_its_batch_job_runs_completes_it_once(m
         assert (Path(job["path"]) / f"{name}.log").read_text() == "run\n"
         assert len(step_starts(mesh, job_id, name)) == 1
     assert job["slurm"]["step"] == "b" and job["slurm"]["job_id"] > slurm_id
+
+
+def test_the_machine_api_on_a_slurm_machine_speaks_slurm_ids(mesh):
+    base = f"{mesh.base_url}/api"
+    machine = mesh.machine(SLURM)["name"]
+    conf = json.dumps({"job_name": "newt-on-slurm", "time_limit": 5})
+    answer = requests.post(
+        f"{base}/job/{machine}/",
+        data={"jobscript": "#!/bin/sh\nsleep 120\n", "jobconf": conf},
+        timeout=60,
+    ).json()
+    assert answer["status"] == "OK", answer
+    slurm_id = answer["output"]["jobid"]
+    (summary,) = mesh.ok("job", "list", rid=SLURM, name="newt-on-slurm")
+    assert str(mesh.ok("job", "query", job_id=summary["job_id"])["slurm"]["job_id"]) == slurm_id
+    wait_for(lambda: batch_state(slurm_id) == "RUNNING", 30, what="the batch job to run")
+
+    def placed():
+        queue = requests.get(f"{base}/job/{machine}", timeout=30).json()["output"]
+        return queue if queue["nodelist"].get(slurm_id) == socket.gethostname() else None
+
+    queue = wait_for(placed, 30, what="the queue to show the Slurm node")
+    assert queue["id"][slurm_id] == slurm_id and queue["partition"][slurm_id] == "work"
+    one = requests.get(f"{base}/job/{machine}/{slurm_id}", timeout=30).json()["output"]
+    assert one["id"] == {slurm_id: slurm_id} and one["status"][slurm_id] == "Running"
+    status, rest = mesh.http(f"/jobs/query/{summary['job_id']}")
+    assert status == 200 and rest["detail"]["slurm_job_id"] == slurm_id
+    assert rest["detail"]["node_list"] == socket.gethostname()
+
+    def probed():
+        entry = requests.get(f"{base}/job", timeout=30).json()["output"][machine]
+        return entry if entry["queue"]["R"] >= 1 and "work" in entry["info"] else None
+
+    # The cluster's figures, from the agent's sinfo/squeue probe.
+    entry = wait_for(probed, 30, what="the overview to show the Slurm probe")
+    assert sum(entry["info"]["work"].values()) == os.cpu_count()
+    assert 0 <= entry["queue"]["time"] <= 30
+
+    killed = requests.delete(f"{base}/job/{machine}/{slurm_id}", timeout=60).json()
+    assert killed["status"] == "OK", killed
+    assert mesh.wait_state(summary["job_id"], FINAL, timeout=30)["state"] == "KILLED"
+    wait_for(
+        lambda: batch_state(slurm_id) in (None, "CANCELLED"), 30, what="the batch job cancelled"
+    )
+    gone = requests.get(f"{base}/job/{machine}/{int(slurm_id) + 1000}", timeout=30).json()
+    assert (gone["status_code"], gone["error"]) == (
+        404,
+        f"job is not existed , job : {int(slurm_id) + 1000}",
+    )
