@@ -90,6 +90,12 @@ def test_sinfo_cores_per_partition():
     }
 
 
+def test_queue_counts_per_partition():
+    text = "PD|work\nR|work\nR|work\nCG|work\nR|debug\nbad\n"
+    assert slurm.parse_queue_counts(text) == {"PD": 1, "R": 3}
+    assert slurm.parse_queue_counts(text, "work") == {"PD": 1, "R": 2}
+
+
 def test_step_names_round_trip_per_machine():
     name = slurm.step_name(2, 17, "flow-b")
     assert name == "mirror-2-17-flow-b"
