@@ -35,6 +35,8 @@ pytestmark = pytest.mark.skipif(slurm_up() is not None, reason=str(slurm_up()))
 
 LOCAL, SLURM = 1, 2
 SLURM_AGENT = {"executor": "slurm", "slurm": {"partition": "work", "poll_interval": 0.3}}
+# In the Slurm agent's environment: a step must never see it.
+SECRET = {"MIRROR_TEST_SECRET": "not-for-steps"}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def mesh(tmp_path_factory, amqp_uri):
     try:
         mesh.start_core()
         mesh.start_agent(LOCAL, autorun=True, slots=2)
-        mesh.start_agent(SLURM, autorun=True, slots=2, agent=SLURM_AGENT)
+        mesh.start_agent(SLURM, autorun=True, slots=2, agent=SLURM_AGENT, env=SECRET)
         mesh.demo_c_id = mesh.add_package("demo", package_zip("demo"))
         yield mesh
     finally:
@@ -133,7 +135,9 @@ def test_agent_killed_and_restarted_while_its_batch_job_runs_completes_it_once(m
     c_id = steps_package(
         mesh,
         "restart",
-        '<ExeArgument id="a" type="shell" value="sleep 4; echo run &gt;&gt; a.log" priority="1"/>'
+        # Step a runs until the test lets it end: its batch job outlives the agent for sure.
+        '<ExeArgument id="a" type="shell" value="until [ -f go ]; do sleep 0.2; done; '
+        'echo run &gt;&gt; a.log" priority="1"/>'
         '<ExeArgument id="b" type="shell" value="echo run &gt;&gt; b.log" priority="2"/>',
         result='<Result><Data key="a" path="a.log"/></Result>',
     )
@@ -146,6 +150,7 @@ def test_agent_killed_and_restarted_while_its_batch_job_runs_completes_it_once(m
     # The batch job lives on without the agent.
     assert batch_state(slurm_id) in ("PENDING", "RUNNING")
     mesh.start_agent_again(SLURM)
+    (Path(job["path"]) / "go").touch()
     job = mesh.wait_state(job_id, FINAL, timeout=60)
     assert job["state"] == "COMPLETED", job["error"]
     for name in ("a", "b"):
@@ -160,7 +165,7 @@ def test_the_machine_api_on_a_slurm_machine_speaks_slurm_ids(mesh):
     conf = json.dumps({"job_name": "newt-on-slurm", "time_limit": 5})
     answer = requests.post(
         f"{base}/job/{machine}/",
-        data={"jobscript": "#!/bin/sh\nsleep 120\n", "jobconf": conf},
+        data={"jobscript": "#!/bin/sh\nenv\nsleep 120\n", "jobconf": conf},
         timeout=60,
     ).json()
     assert answer["status"] == "OK", answer
@@ -168,6 +173,15 @@ def test_the_machine_api_on_a_slurm_machine_speaks_slurm_ids(mesh):
     (summary,) = mesh.ok("job", "list", rid=SLURM, name="newt-on-slurm")
     assert str(mesh.ok("job", "query", job_id=summary["job_id"])["slurm"]["job_id"]) == slurm_id
     wait_for(lambda: batch_state(slurm_id) == "RUNNING", 30, what="the batch job to run")
+
+    def environment():
+        out = mesh.ok("job", "logs", job_id=summary["job_id"])["stdout"]
+        return out if "SLURM_JOB_ID=" in out else None
+
+    # The step's allowed environment and Slurm's job variables; nothing else of the agent's.
+    seen = wait_for(environment, 30, what="the batch job's environment in its stdout")
+    assert f"SLURM_JOB_ID={slurm_id}\n" in seen and "MIRROR_RUN_TOKEN=" in seen
+    assert "MIRROR_TEST_SECRET" not in seen
 
     def placed():
         queue = requests.get(f"{base}/job/{machine}", timeout=30).json()["output"]
