@@ -66,6 +66,8 @@ class Machine(Base):
     roots: Mapped[list] = mapped_column(default=list)
     started_at: Mapped[datetime | None]
     last_heartbeat: Mapped[datetime | None]
+    # A Slurm-executor machine's last sinfo/squeue probe (see services/agent/probe.py).
+    slurm: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 # On SQLite, AUTOINCREMENT keeps ids from being reused after the newest row
@@ -188,6 +190,10 @@ class Job(Base):
     pid_start: Mapped[float | None] = mapped_column(Float)
     process: Mapped[dict] = mapped_column(default=dict)
     result: Mapped[dict] = mapped_column(default=dict)
+    # Slurm executor: the batch job of the latest step (job_id, nodelist, partition, step).
+    slurm: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Its ``job_id``, where the NEWT API looks a Slurm machine's job up by Slurm's id.
+    slurm_id: Mapped[int | None] = mapped_column(Integer, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     submit_time: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None]

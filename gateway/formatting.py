@@ -107,7 +107,9 @@ def job_response(job, logs=None, node="", now=None):
     logs = logs or {}
     account = meta.get("account")
     submit = utc_text(job.get("submit_time"))
-    return {
+    # A job of a Slurm-executor machine: its latest step's batch job.
+    slurm = job.get("slurm") or {}
+    answer = {
         "job_id": str(job["job_id"]),
         "state": rest_state(job),
         "error_msg": job.get("error"),
@@ -123,16 +125,19 @@ def job_response(job, logs=None, node="", now=None):
         "detail": {
             "job_name": job.get("name") or job.get("state_name") or "",
             "user": account,
-            "partition": meta.get("partition") or "default",
+            "partition": slurm.get("partition") or meta.get("partition") or "default",
             "allocated_cpus": int(job.get("ncpus") or 1),
             "allocated_nodes": 1,
-            "node_list": node,
+            "node_list": slurm.get("nodelist") or node,
             "exit_code": exit_code(job),
             "work_dir": job.get("workdir") or job.get("path") or "",
             "data_source": meta.get("data_source") or DATA_SOURCE,
             "account": account,
         },
     }
+    if slurm.get("job_id"):
+        answer["detail"]["slurm_job_id"] = str(slurm["job_id"])
+    return answer
 
 
 def health_report(machines=None, error=None):

@@ -28,7 +28,7 @@ from .errors import (
     NotFound,
     Unauthorized,
 )
-from .newt_format import NEWT, job_columns, overview, queue_columns
+from .newt_format import NEWT, job_columns, overview, queue_columns, shown_id
 from .newt_parse import (
     area_of,
     batch_script,
@@ -41,6 +41,7 @@ from .newt_parse import (
     read_fields,
     text_field,
 )
+from .newt_slurm import is_slurm, mirror_id, wait_slurm_id
 from .routes import serve
 from .sessions import COOKIE, login, session_ttl
 from .settings import section
@@ -146,10 +147,18 @@ def find_machine(services, name, timeout):
 
 
 def job_on(services, machine, job_id, timeout):
-    """The caller's job ``job_id`` on ``machine``; any other answers as missing (404)."""
+    """The caller's job ``job_id`` on ``machine``; any other answers as missing (404).
+
+    On a Slurm machine ``job_id`` is Slurm's (`newt_slurm.mirror_id`).
+    """
     if job_id > mesh.MAX_JOB_ID:
         raise JobNotFound(str(job_missing(job_id)))
+    shown = job_id
+    if is_slurm(machine):
+        job_id = mirror_id(services, machine, job_id, timeout)
     job = mesh.ask(services, "job", "query", {"job_id": job_id}, timeout)
+    if is_slurm(machine) and shown_id(job) != str(shown):
+        raise JobNotFound(str(job_missing(shown)))
     if job.get("rid") != machine["rid"]:
         raise JobNotFound(str(job_missing(job_id)))
     return job
@@ -298,6 +307,8 @@ def submit(request, machine, identity, settings, services):
     }
     job_id = mesh.submit_job(services, kwargs, settings.timeout)
     log.info("Job<%s> submitted by %s on %s: %s", job_id, identity.name, machine["name"], path)
+    if is_slurm(machine):
+        return {"jobid": wait_slurm_id(services, job_id, settings)}
     return {"jobid": str(job_id)}
 
 
@@ -318,7 +329,7 @@ def my_queue(services, machine, identity, timeout):
 
 def kill(services, machine, job_id, settings):
     """Cancel the caller's job on ``machine``; one that has ended already succeeds as well."""
-    job_on(services, machine, job_id, settings.timeout)
+    job_id = job_on(services, machine, job_id, settings.timeout)["job_id"]
     try:
         mesh.cancel_job(services, job_id, settings.timeout)
     except JobNotRunning:

@@ -53,13 +53,22 @@ def sacct_time(job, now=None):
     return f"{days}-{clock}" if days else clock
 
 
+def shown_id(job):
+    """The id the machine API shows: Slurm's on a Slurm machine once Slurm has the job."""
+    batch = job.get("slurm") or {}
+    return str(batch["job_id"]) if batch.get("job_id") else str(job["job_id"])
+
+
 def node_list(job, machine_name):
-    """The machine running the job, or the reason it waits."""
-    return PENDING_REASON if slurm_status(job) == "Pending" else machine_name
+    """The node (Slurm's) or machine running the job, or the reason it waits."""
+    if slurm_status(job) == "Pending":
+        return PENDING_REASON
+    return (job.get("slurm") or {}).get("nodelist") or machine_name
 
 
 def partition_of(job):
-    return (job.get("metadata") or {}).get("partition") or PARTITION
+    batch = job.get("slurm") or {}
+    return batch.get("partition") or (job.get("metadata") or {}).get("partition") or PARTITION
 
 
 def job_exitcode(job):
@@ -87,7 +96,7 @@ def queue_columns(jobs, machine_name, now=None):
         for key in ("status", "nodelist", "name", "partition", "user", "time", "nodes", "id")
     }
     for job in jobs:
-        jid = str(job["job_id"])
+        jid = shown_id(job)
         columns["status"][jid] = slurm_status(job)
         columns["nodelist"][jid] = node_list(job, machine_name)
         columns["name"][jid] = job.get("name") or ""
@@ -101,7 +110,7 @@ def queue_columns(jobs, machine_name, now=None):
 
 def job_columns(job, now=None):
     """``GET /api/job/<machine>/<jobid>``: one job, column-wise as ``sacct`` shows it."""
-    jid = str(job["job_id"])
+    jid = shown_id(job)
     return {
         "status": {jid: slurm_status(job)},
         "tasks": {jid: tasks_of(job)},
@@ -134,13 +143,17 @@ def health_of(machine, stalled=0):
 
 
 def overview(machines, stalled=None, now=None):
-    """``GET /api/job``: every machine's queue and cores, by name."""
+    """``GET /api/job``: every machine's queue and cores, by name.
+
+    A Slurm machine's come from its agent's latest sinfo/squeue probe (sent
+    with its heartbeats), once it has taken one: the cluster's queue and cores.
+    """
     stalled = stalled or {}
     out = {}
     for machine in machines:
         slots = int(machine.get("slots") or 0)
         used = int(machine.get("used_cores") or 0)
-        out[machine["name"]] = {
+        entry = out[machine["name"]] = {
             "queue": {
                 "PD": int(machine.get("queued") or 0),
                 "R": int(machine.get("running") or 0),
@@ -149,4 +162,17 @@ def overview(machines, stalled=None, now=None):
             },
             "info": {PARTITION: {"idle": max(slots - used, 0), "alloc": used}},
         }
+        probe = machine.get("slurm") or {}
+        if probe.get("taken"):
+            queue = probe.get("queue") or {}
+            now_s = (now or datetime.now(UTC)).timestamp()
+            entry["queue"].update(
+                PD=int(queue.get("PD", 0)),
+                R=int(queue.get("R", 0)),
+                time=max(int(now_s - float(probe["taken"])), 0),
+            )
+            entry["info"] = {
+                name: {"idle": int(cores["idle"]), "alloc": int(cores["alloc"])}
+                for name, cores in (probe.get("partitions") or {}).items()
+            }
     return out

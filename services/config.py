@@ -82,6 +82,18 @@ DEFAULTS = {
         # Seconds between heartbeats; a machine missing ``offline_after`` beats is offline.
         "heartbeat": 2,
         "offline_after": 3,
+        # How steps run: ``local`` processes, or ``slurm`` batch jobs (one per
+        # step, submitted with sbatch from this login node; docs/slurm.md).
+        "executor": "local",
+        "slurm": {
+            # Empty: the cluster's default partition, the user's default account.
+            "partition": "",
+            "account": "",
+            # More sbatch options, each one word, e.g. ["--qos=short"].
+            "sbatch_options": [],
+            # Seconds between two looks at a step's Slurm job.
+            "poll_interval": 1.0,
+        },
     },
     # ``publish_delay``: seconds between committing placed jobs and publishing
     # them, a window tests use to stop central inside it (0 in production).
@@ -199,7 +211,35 @@ def resolve(config):
         agent["work_root"] = str(data / "work" / f"rid{agent['rid']}")
     if not agent.get("slots"):
         agent["slots"] = os.cpu_count() or 1
+    check_executor(agent)
     return config
+
+
+EXECUTORS = ("local", "slurm")
+
+
+def check_executor(agent):
+    """Refuse an unknown ``AGENT.executor`` or a malformed ``AGENT.slurm``."""
+    executor = str(agent.get("executor") or "local")
+    if executor not in EXECUTORS:
+        raise ConfigError(
+            f"AGENT.executor is {executor!r}; it must be one of {', '.join(EXECUTORS)}"
+        )
+    agent["executor"] = executor
+    slurm = agent.setdefault("slurm", {})
+    options = slurm.get("sbatch_options") or []
+    if isinstance(options, str) or not all(isinstance(o, str) for o in options):
+        raise ConfigError("AGENT.slurm.sbatch_options must be a list of strings (one word each)")
+    slurm["sbatch_options"] = list(options)
+    try:
+        slurm["poll_interval"] = float(slurm.get("poll_interval", 1.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"AGENT.slurm.poll_interval must be a number of seconds, "
+            f"not {slurm.get('poll_interval')!r}"
+        ) from exc
+    if slurm["poll_interval"] <= 0:
+        raise ConfigError("AGENT.slurm.poll_interval must be more than 0 seconds")
 
 
 def masked(uri):

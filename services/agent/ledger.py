@@ -25,6 +25,8 @@ class Run:
     out_end: int | None = None
     err_end: int | None = None
     code: int | None = None
+    # The Slurm job id of the run (Slurm executor only).
+    slurm: int | None = None
 
 
 def record_start(path, step, token, out, err):
@@ -32,6 +34,12 @@ def record_start(path, step, token, out, err):
     line = json.dumps({"step": step, "token": token, "out": out, "err": err})
     with open(path, "a", encoding="utf-8") as ledger:
         ledger.write(line + "\n")
+
+
+def record_slurm(path, token, slurm_id):
+    """Append that run ``token`` is Slurm job ``slurm_id`` (the Slurm executor)."""
+    with open(path, "a", encoding="utf-8") as ledger:
+        ledger.write(f"slurm {token} {int(slurm_id)}\n")
 
 
 def parse(text):
@@ -52,6 +60,10 @@ def parse(text):
             parts = line.split()
             if len(parts) == 3 and parts[1] in by_token and parts[2].lstrip("-").isdigit():
                 by_token[parts[1]].code = int(parts[2])
+        elif line.startswith("slurm "):
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in by_token and parts[2].isdigit():
+                by_token[parts[1]].slurm = int(parts[2])
     return runs
 
 

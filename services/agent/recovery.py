@@ -48,6 +48,14 @@ def stop_strays(rt, mine):
     Such a job moved on while this machine was away (a new attempt elsewhere,
     or it ended): its old step would only compete with the new one.
     """
+    if rt.slurm is not None:
+        for job_id, batch_ids in rt.slurm.strays(rt.workspace.root).items():
+            if job_id in mine or job_id in rt.running:
+                continue
+            log.warning("Job<%s> is no longer this machine's; cancelling its Slurm jobs", job_id)
+            for batch_id in batch_ids:
+                rt.slurm.cancel(batch_id, job_id)
+        return
     for job_id, (pid, started) in processes.strays(rt.workspace.root).items():
         if job_id in mine or job_id in rt.running:
             continue

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import eventlet
 
-from services.agent import identity
+from services.agent import identity, probe
 from services.agent.central_client import CentralClient
 from services.agent.outbox import Outbox
 from services.agent.scheduler import Scheduler
+from services.agent.slurmexec import executor_of
 from services.agent.steps import base_env
 from services.agent.workspace import Workspace, parse_size
 from services.common.errors import MirrorError
@@ -71,6 +72,12 @@ class AgentRuntime:
         self.run_as = identity.resolve(agent.get("run_as") or "")
         # What steps and hooks keep of the agent's environment, built once.
         self.base_env = base_env(os.environ, self.run_as)
+        # None: steps are local processes; else a SlurmExecutor (AGENT.executor: slurm).
+        self.slurm = executor_of(agent)
+        # Its latest probe of the cluster (`services.agent.probe`), sent with each beat.
+        self.probe = None
+        self.probing = False
+        self.probed_at = None
         min_free = parse_size(agent.get("min_free", 0), "AGENT.min_free")
         self.autorun = bool(config["DEBUG"]["autorun_job"])
         monitor = config["MONITOR"]
@@ -124,6 +131,9 @@ class AgentRuntime:
 
     def heartbeat(self):
         """Tell central this machine is alive (MirrorError if no answer within the limit)."""
+        if probe.due(self):
+            self.spawn(probe.refresh, self)
+        extra = {"slurm": self.probe or {}} if self.slurm is not None else {}
         stuck = MirrorError(f"no answer within {self.beat_limit:g}s")
         with eventlet.Timeout(self.beat_limit, stuck):
             answer = self.beats.call(
@@ -136,6 +146,7 @@ class AgentRuntime:
                 autorun=self.autorun,
                 started=not self._beat_sent,
                 roots=self.roots,
+                **extra,
             )
         self._beat_sent = True
         if isinstance(answer, dict) and answer.get("cleanup"):

@@ -274,7 +274,9 @@ def kill(rt, job, reason="killed by user"):
     if step:
         changes["steps"] = {step: {"state": KILLED, "end_time": utcnow()}}
     report(rt, job, changes, expect=[QUEUED, *ACTIVE])
-    if running is not None:
+    if rt.slurm is not None:
+        stop_batch(rt, job, running, step)
+    elif running is not None:
         processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)
     elif step and job.get("path"):
         # Only a process carrying the run's token is signalled: the latest run's, from the ledger.
@@ -284,6 +286,15 @@ def kill(rt, job, reason="killed by user"):
     rt.running.pop(job["job_id"], None)
     log.info("Job<%s> killed", job["job_id"])
     return job
+
+
+def stop_batch(rt, job, running, step):
+    """Cancel the step's Slurm job: the watched one, else the latest run's in the ledger."""
+    if running is not None and running.slurm is not None:
+        rt.slurm.stop(running)
+    elif step and job.get("path"):
+        run = ledger.last_run(str(Path(job["path"]) / LEDGER), step)
+        rt.slurm.cancel(run.slurm if run is not None else None, job["job_id"])
 
 
 def delete(rt, job, force=False):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from adapters.errors import AdapterError, where_of
 from adapters.substitute import build_argv
-from services.agent import identity, ledger, processes
+from services.agent import identity, ledger, processes, slurmexec
 from services.agent.hookproc import call_hook
 from services.agent.logs import stderr_tail
 from services.agent.reporting import attempt_of, report, write_journal
@@ -75,9 +75,14 @@ def launch_step(rt, job, step_id=None, defer_report=False):
     changes = running_changes(launch.step_id, started)
     running = start(rt, job, launch, changes, started, defer_report)
     changes.update(pid=running.pid, pid_start=running.started)
+    if running.slurm is not None:
+        changes["slurm"] = slurmexec.record(running)
     if defer_report:
         # The start time is read if the report is sent while the step runs.
-        report(rt, job, {"pid": running.pid}, defer=True)
+        later = {"pid": running.pid}
+        if running.slurm is not None:
+            later["slurm"] = changes["slurm"]
+        report(rt, job, later, defer=True)
         running.report_due = time.monotonic() + rt.report_delay
     else:
         try:
@@ -155,16 +160,21 @@ def start(rt, job, launch, changes, started, defer_report):
         # point after this looks for the step instead of starting it again.
         report(rt, job, changes, expect=[READY], defer=True)
         write_journal(job)
+    env = {**launch.env, "MIRROR_RUN_TOKEN": token, "MIRROR_EXIT_FILE": ledger_file}
+    pid, batch = None, None
     try:
-        pid = processes.start(
-            launch.argv,
-            cwd=str(launch.workdir),
-            env={**launch.env, "MIRROR_RUN_TOKEN": token, "MIRROR_EXIT_FILE": ledger_file},
-            stdout=launch.stdout,
-            stderr=launch.stderr,
-            run_as=rt.run_as,
-        )
-    except OSError as exc:
+        if rt.slurm is not None:
+            batch = rt.slurm.start(job, launch, env, token, ledger_file, job.get("time_limit"))
+        else:
+            pid = processes.start(
+                launch.argv,
+                cwd=str(launch.workdir),
+                env=env,
+                stdout=launch.stdout,
+                stderr=launch.stderr,
+                run_as=rt.run_as,
+            )
+    except (OSError, MirrorError) as exc:
         reason = f"step {step_id} could not start: {exc}"
         fail(rt, job, reason, step_id)
         raise MirrorError(reason) from exc
@@ -174,7 +184,7 @@ def start(rt, job, launch, changes, started, defer_report):
         pid=pid,
         # Unreaped, our own child cannot be mistaken for another process: its
         # start time is read only when a report needs it.
-        started=None if defer_report else processes.create_time(pid),
+        started=None if defer_report or pid is None else processes.create_time(pid),
         token=token,
         start_time=started,
         job_dir=str(root),
@@ -183,6 +193,7 @@ def start(rt, job, launch, changes, started, defer_report):
         err_offset=err_offset,
         publish=launch.publish,
         attempt=attempt_of(job),
+        slurm=batch,
     )
     rt.running[job["job_id"]] = running
     return running
@@ -191,6 +202,10 @@ def start(rt, job, launch, changes, started, defer_report):
 def stop_step(rt, running):
     """Stop a step whose job moved on without it (refused, timed out, taken away)."""
     running.killed = True
+    if running.slurm is not None:
+        rt.slurm.stop(running)
+        rt.running.pop(running.job_id, None)
+        return
     if running.started is None:
         running.started = processes.child_start(running.pid)
     processes.kill_tree(running.pid, running.started, running.token, rt.kill_grace)
@@ -212,9 +227,14 @@ def report_running(rt, job, running):
     running.report_due = None
     if "_pending" not in job:
         return True
-    running.started = processes.create_time(running.pid)
+    if running.slurm is not None:
+        changes = {"slurm": slurmexec.record(running)}
+        running.slurm_changed = False
+    else:
+        running.started = processes.create_time(running.pid)
+        changes = {"pid_start": running.started}
     try:
-        report(rt, job, {"pid_start": running.started})
+        report(rt, job, changes)
     except MirrorError as exc:
         log.info(
             "Job<%s> step %s was not recorded as running: %s", running.job_id, running.step, exc
@@ -233,6 +253,8 @@ def reattach(rt, job):
     """
     step, root = job["step"], job_dir(rt, job)
     ledger_file = str(root / LEDGER)
+    if rt.slurm is not None:
+        return slurmexec.reattach(rt, job, step, root, ledger_file)
     pid, started = job.get("pid"), job.get("pid_start")
     if not pid or started is None:
         # Without a start time the recorded pid proves nothing: the step is
@@ -275,6 +297,10 @@ def finish_step(rt, job, running, code, *, autorun=False):
     ended = utcnow()
     if running.killed:
         return job
+    if running.slurm is not None:
+        # The node list the step ran on rides with its outcome; deferred, the
+        # expected state is the one central holds (the outcome's own).
+        report(rt, job, {"slurm": slurmexec.record(running)}, expect=[RUNNING], defer=True)
     if code is None and running.token:
         code = ledger.exit_code(running.ledger_file, running.token)
     if code is None:

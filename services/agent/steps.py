@@ -48,6 +48,11 @@ class Running:
     publish: dict = field(default_factory=dict)
     # The job's attempt this run belongs to (None: central numbers no attempts).
     attempt: int | None = None
+    # Slurm executor: the batch job (job_id, partition, nodelist, state), whether
+    # its node list or partition changed since reported, and when to look next.
+    slurm: dict | None = None
+    slurm_changed: bool = False
+    slurm_next: float = 0.0
 
 
 def next_step(job, step_id):

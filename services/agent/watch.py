@@ -8,9 +8,9 @@ import logging
 import time
 from datetime import datetime
 
-from services.agent import processes, stages
+from services.agent import processes, slurmexec, stages
 from services.agent.livewatch import LiveMonitor
-from services.agent.reporting import Superseded
+from services.agent.reporting import Superseded, report
 from services.agent.steprun import finish_step, forget, report_running, stop_step
 from services.common.errors import MirrorError
 from services.common.jobstates import RUNNING
@@ -46,11 +46,13 @@ def watch(rt, job, running, *, autorun=False):
             wait = min(wait, max(0.0, running.report_due - time.monotonic()))
         if limit is not None:
             wait = max(0.0, min(wait, limit - time.time()))
-        ended, code = processes.wait_exit(running.pid, timeout=wait, started=running.started)
+        ended, code = wait_step(rt, running, wait)
         if ended:
             break
         if running.killed:
             return job
+        if running.slurm_changed and running.report_due is None:
+            report_slurm(rt, job, running)
         if limit is not None and time.time() >= limit:
             return time_out(rt, job, running)
         if running.report_due is not None:
@@ -73,7 +75,26 @@ def watch(rt, job, running, *, autorun=False):
             live.at_end()
         except MirrorError as exc:
             log.warning("Job<%s> progress warning not recorded: %s", job["job_id"], exc)
+    if code is None and not running.killed and (running.slurm or {}).get("state") == "TIMEOUT":
+        # Slurm's --time is a backstop of the job's own limit: the same outcome.
+        return time_out(rt, job, running)
     return finish_step(rt, job, running, code, autorun=autorun)
+
+
+def wait_step(rt, running, timeout):
+    """``(ended, exit code)`` of the step, waiting at most ``timeout`` seconds."""
+    if rt.slurm is not None:
+        return rt.slurm.wait(running, timeout)
+    return processes.wait_exit(running.pid, timeout=timeout, started=running.started)
+
+
+def report_slurm(rt, job, running):
+    """Record the Slurm job's node list and partition once Slurm placed it."""
+    running.slurm_changed = False
+    try:
+        report(rt, job, {"slurm": slurmexec.record(running)}, expect=[RUNNING])
+    except MirrorError as exc:
+        log.info("Job<%s> Slurm placement not recorded: %s", job["job_id"], exc)
 
 
 def taken_away(rt, job, running):

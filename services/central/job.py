@@ -47,8 +47,20 @@ class JobService:
         return self.db.jobs.events(to_int(job_id, "job_id"), owner=self.caller.scope)
 
     @mirror_rpc
-    def list(self, state=None, rid=None, p_id=None, limit=100, name=None, submission_id=None):
-        """Job summaries, newest first, filtered by state, machine, project, name, submission."""
+    def list(
+        self,
+        state=None,
+        rid=None,
+        p_id=None,
+        limit=100,
+        name=None,
+        submission_id=None,
+        slurm_id=None,
+    ):
+        """Job summaries, newest first, filtered by state, machine, project, name, submission.
+
+        ``slurm_id``: the job whose latest step ran as that Slurm job.
+        """
         return self.db.jobs.list(
             state=state,
             rid=to_int(rid, "rid", optional=True),
@@ -57,6 +69,7 @@ class JobService:
             owner=self.caller.scope,
             name=name,
             submission_id=submission_id,
+            slurm_id=to_int(slurm_id, "slurm_id", optional=True),
         )
 
     @mirror_rpc

@@ -41,9 +41,20 @@ class MachineService(Reconciler):
 
     @mirror_rpc
     def heartbeat(
-        self, rid, name, slots, tags=(), autorun=False, started=False, roots=(), cleaned=()
+        self,
+        rid,
+        name,
+        slots,
+        tags=(),
+        autorun=False,
+        started=False,
+        roots=(),
+        cleaned=(),
+        slurm=None,
     ):
         """Record that machine ``rid`` is alive, with what it offers.
+
+        ``slurm``: a Slurm machine's latest probe (``services.agent.probe``).
 
         Answers ``{"cleanup": [job ids]}``: jobs deleted in central whose
         directories and published files the machine still has to remove. The
@@ -53,7 +64,14 @@ class MachineService(Reconciler):
         if cleaned:
             self.db.machines.cleaned(rid, [to_int(j, "job_id") for j in cleaned])
         cleanup = self.db.machines.heartbeat(
-            rid, name, to_int(slots, "slots"), tags, autorun, started, roots
+            rid,
+            name,
+            to_int(slots, "slots"),
+            tags,
+            autorun,
+            started,
+            roots,
+            slurm if isinstance(slurm, dict) else None,
         )
         return {"cleanup": cleanup}
 

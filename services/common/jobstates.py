@@ -24,7 +24,7 @@ STEP_RESET = {"state": PENDING, "exit_code": None, "start_time": None, "end_time
 # A report is a dict of changes. Besides the job columns in REPORTABLE it may
 # carry ``state`` (a transition), ``message`` (an event line), ``steps``
 # ({step id: {state, exit_code, start_time, end_time}}) and ``reset_steps``.
-REPORTABLE = frozenset({"step", "path", "error", "pid", "pid_start", "process", "result"})
+REPORTABLE = frozenset({"step", "path", "error", "pid", "pid_start", "process", "result", "slurm"})
 CHANGE_KEYS = REPORTABLE | {"state", "message", "steps", "reset_steps"}
 
 

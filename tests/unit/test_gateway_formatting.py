@@ -105,6 +105,22 @@ def test_job_response_of_a_finished_job():
     }
 
 
+def test_a_job_of_a_slurm_machine_shows_its_batch_job():
+    job = {
+        "job_id": 3,
+        "state": jobstates.RUNNING,
+        "metadata": {"partition": "asked"},
+        "slurm": {"job_id": 1234, "nodelist": "node07", "partition": "work", "step": "s"},
+    }
+    detail = job_response(job, node="login-1")["detail"]
+    assert detail["slurm_job_id"] == "1234"
+    assert (detail["partition"], detail["node_list"]) == ("work", "node07")
+    # Not placed by Slurm yet: the machine's name, as for any job.
+    job["slurm"] = {"job_id": 1235, "nodelist": "", "partition": "", "step": "s"}
+    detail = job_response(job, node="login-1")["detail"]
+    assert (detail["partition"], detail["node_list"]) == ("asked", "login-1")
+
+
 def test_a_running_job_counts_elapsed_time_to_now():
     job = {"job_id": 1, "state": jobstates.READY, "start_time": "2025-11-07T10:00:00+00:00"}
     now = datetime(2025, 11, 7, 10, 1, 5, tzinfo=UTC)

@@ -246,3 +246,19 @@ def test_report_many_applies_each_report_on_its_own_in_one_transaction(store):
     assert store.get(second)["state"] == "QUEUED" and event_count(store, second) == before
     assert [store.get(j)["state"] for j in (first, third)] == ["READY", "PREPARING"]
     assert store.get(third)["attempts"] == 1
+
+
+def test_a_slurm_step_is_recorded_and_found_by_its_slurm_id(store):
+    job_id, other = make_jobs(store, 2)
+    assert store.get(job_id)["slurm"] is None
+    store.report(job_id, 7, {"state": "PREPARING"}, ["QUEUED"])
+    batch = {"job_id": 4242, "nodelist": "", "partition": "work", "step": "a"}
+    store.report(job_id, 7, {"state": "RUNNING", "step": "a", "slurm": batch})
+    placed = {**batch, "nodelist": "node07"}
+    assert store.report(job_id, 7, {"slurm": placed}, ["RUNNING"])["slurm"] == placed
+    assert [j["job_id"] for j in store.list(slurm_id=4242)] == [job_id]
+    assert store.list(slurm_id=4242, rid=8) == [] and store.list(slurm_id=1) == []
+    # Queued again, the job has no batch job any more.
+    assert store.requeue(job_id, "lost")
+    assert store.get(job_id)["slurm"] is None and store.list(slurm_id=4242) == []
+    assert store.get(other)["slurm"] is None

@@ -184,6 +184,36 @@ def test_overview_from_heartbeats():
     }
 
 
+def test_a_slurm_machine_shows_slurm_ids_nodes_and_its_probe():
+    batch = {"job_id": 4242, "nodelist": "node07", "partition": "work", "step": "script"}
+    running = job(job_id=8, state="RUNNING", start_time=ago(5), slurm=batch)
+    columns = queue_columns([running], "login", NOW)
+    assert columns["id"] == {"4242": "4242"} and columns["nodelist"] == {"4242": "node07"}
+    assert job_columns(running, NOW)["status"] == {"4242": "Running"}
+    probe = {
+        "partitions": {"work": {"idle": 6, "alloc": 58, "other": 0, "total": 64}},
+        "queue": {"PD": 12, "R": 30},
+        "taken": (NOW - timedelta(seconds=4)).timestamp(),
+    }
+    machines = [
+        {"rid": 3, "name": "cluster", "online": True, "slots": 64, "used_cores": 2,
+         "running": 1, "queued": 0, "last_heartbeat": ago(1), "slurm": probe},
+        # A Slurm machine whose first probe has not come yet: Mirror's own figures.
+        {"rid": 4, "name": "fresh", "online": True, "slots": 8, "used_cores": 0,
+         "running": 0, "queued": 0, "last_heartbeat": ago(1), "slurm": {}},
+    ]  # fmt: skip
+    assert overview(machines, {}, NOW) == {
+        "cluster": {
+            "queue": {"PD": 12, "R": 30, "time": 4, "health": 1.0},
+            "info": {"work": {"idle": 6, "alloc": 58}},
+        },
+        "fresh": {
+            "queue": {"PD": 0, "R": 0, "time": 1, "health": 1.0},
+            "info": {"work": {"idle": 8, "alloc": 0}},
+        },
+    }
+
+
 # -- sessions -------------------------------------------------------------------------------
 
 

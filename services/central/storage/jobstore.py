@@ -161,9 +161,10 @@ class JobStore:
         owner=None,
         name=None,
         submission_id=None,
+        slurm_id=None,
     ):
         """Job summaries, newest first, filtered by states (comma-separated), machine,
-        project, owner, name and submission id."""
+        project, owner, name, submission id and the Slurm job id of its latest step."""
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
         if state is not None:
             states = [s.strip().upper() for s in str(state).split(",") if s.strip()]
@@ -183,6 +184,8 @@ class JobStore:
             query = query.where(JOBS.c.name == str(name))
         if submission_id is not None:
             query = query.where(JOBS.c.submission_id == str(submission_id))
+        if slurm_id is not None:
+            query = query.where(JOBS.c.slurm_id == slurm_id)
         with self.Session() as session:
             return [summary(row) for row in session.execute(query).mappings()]
 
@@ -369,6 +372,8 @@ class JobStore:
                     path=None,
                     pid=None,
                     pid_start=None,
+                    slurm=None,
+                    slurm_id=None,
                     process={},
                     result={},
                     updated=stamp,

@@ -102,6 +102,7 @@ def record(job, steps):
         pid_start=job["pid_start"],
         process=job["process"],
         result=job["result"],
+        slurm=job.get("slurm"),
         attempts=job["attempts"],
     )
     return out

@@ -25,8 +25,11 @@ class Registry:
             seconds=float(agent_config["heartbeat"]) * float(agent_config["offline_after"])
         )
 
-    def heartbeat(self, rid, name, slots, tags, autorun, started_at=None, roots=()):
-        """Register machine ``rid`` or refresh what it offers and when it was last heard."""
+    def heartbeat(self, rid, name, slots, tags, autorun, started_at=None, roots=(), slurm=None):
+        """Register machine ``rid`` or refresh what it offers and when it was last heard.
+
+        ``slurm``: a Slurm machine's latest probe of its cluster (None: a local machine).
+        """
         stamp = now()
         with self.Session.begin() as session:
             machine = session.get(Machine, rid)
@@ -37,6 +40,7 @@ class Registry:
             machine.name, machine.slots, machine.tags = name, int(slots), list(tags or [])
             machine.autorun = bool(autorun)
             machine.roots = list(roots or [])
+            machine.slurm = slurm
             if started_at or machine.started_at is None:
                 machine.started_at = stamp
             machine.last_heartbeat = stamp
@@ -89,6 +93,7 @@ class Registry:
             "autorun": machine.autorun,
             "roots": machine.roots,
             "last_heartbeat": iso(machine.last_heartbeat),
+            "slurm": machine.slurm,
         }
 
     def ruok(self, rid, stalled_after, owner=None):

@@ -175,6 +175,8 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None):
         raise MirrorError(f"job {job_id} is {job['state']}, expected {' or '.join(expect)}")
     steps = step_rows(db, job_id)
     sets = {key: changes[key] for key in REPORTABLE & set(changes)}
+    if isinstance(changes.get("slurm"), dict):
+        sets["slurm_id"] = changes["slurm"].get("job_id")
     if new_state and new_state != job["state"]:
         sets.update(transition(job, new_state, changes, stamp))
     # A claim's own events belong to the attempt it starts.
