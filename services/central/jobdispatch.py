@@ -48,8 +48,8 @@ class JobDispatchService:
         tags = split_tags(tags)
         catalog, caller = self.db.catalog, self.caller
         catalog.require_project(p_id, owner=caller.scope)
-        if caller.scope is not None:
-            catalog.require_package(c_id, user=caller.scope)
+        # Also for an admin: the parsed adapter stays cached after a package is deleted.
+        catalog.require_package(c_id, user=caller.scope)
         adapter = catalog.adapter(c_id)
         states = parse_params(
             catalog.read_project_file(p_id, para_name, owner=caller.scope), para_name
