@@ -27,11 +27,7 @@ def _keys(rows, field, skip=()):
 
 
 def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(value)
-    return str(value)
+    return "" if value is None else str(value)
 
 
 def build_table(rows, resolve=_cell):
