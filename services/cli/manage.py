@@ -1,5 +1,7 @@
-"""The management commands: ``project add|rm``, ``package rm``, ``machine forget``,
-``get --project`` and ``results``."""
+"""The management commands: project files, deletes, forgetting machines, a project's results.
+
+``project add|rm``, ``package rm``, ``machine forget``, ``get --project`` and ``results``.
+"""
 
 from pathlib import Path
 
