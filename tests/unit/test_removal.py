@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from db.migrate import upgrade
 from db.models import CalcPackage, Cleanup, Job, Project
@@ -59,6 +60,14 @@ def test_a_deleted_package_takes_no_new_jobs(parts):
     assert parts.removal.delete_package(1, owner="ann") == {"c_id": 1, "name": "c", "version": 1}
     assert parts.files.deleted == ["/packages/1"]
     with pytest.raises(MirrorError, match="calcpackage is not existed , calcpackage : 1"):
+        dispatch(parts)
+    assert count(parts, Job) == 0
+
+
+def test_jobs_of_a_deleted_project_are_refused_by_their_foreign_key(parts):
+    # jobdispatch.do answers this refusal as the missing project.
+    parts.removal.delete_project(1)
+    with pytest.raises(IntegrityError):
         dispatch(parts)
     assert count(parts, Job) == 0
 
