@@ -127,13 +127,22 @@ class ProjectFile(Base):
 
 
 class CalcPackage(Base):
-    """A calculation package: the zip on the file server plus its adapter text."""
+    """A calculation package: the zip on the file server plus its adapter text.
+
+    ``version`` is the ``<Adapter version>`` attribute; ``package_version``
+    counts the registrations of one name by one owner (1, 2, ...). A deleted
+    package keeps its row with an empty ``ftp_path``, so a version is never reused.
+    """
 
     __tablename__ = "calc_packages"
-    __table_args__ = (NO_REUSE,)
+    __table_args__ = (
+        Index("uq_calc_packages_version", "owner", "name", "package_version", unique=True),
+        NO_REUSE,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    package_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     adapter_name: Mapped[str] = mapped_column(String(200), default="")
     version: Mapped[str] = mapped_column(String(50), default="")
     adapter_xml: Mapped[str] = mapped_column(Text)

@@ -39,6 +39,16 @@ class CalcPackageService:
         return self.db.catalog.list_packages(user=self.caller.scope)
 
     @mirror_rpc
+    def query(self, c_id):
+        """Package ``c_id`` as ``list`` answers it (with its ``version``), if the caller may use it."""
+        return self.db.catalog.package(to_int(c_id, "c_id"), user=self.caller.scope)
+
+    @mirror_rpc
+    def delete(self, c_id):
+        """Delete package ``c_id`` of the caller and its zip; refused while unfinished jobs use it."""
+        return self.db.removal.delete_package(to_int(c_id, "c_id"), owner=self.caller.scope)
+
+    @mirror_rpc
     def share(self, c_id, shared=1):
         """Make package ``c_id`` usable by every user (``shared=0``: by its owner alone); admins only."""
         if not self.caller.admin:

@@ -3,6 +3,7 @@
 import logging
 
 from nameko.dependency_providers import Config
+from sqlalchemy.exc import IntegrityError
 
 from adapters.params import parse_params, resolved_bytes
 from adapters.usage import known_names, problems, refusal
@@ -49,8 +50,8 @@ class JobDispatchService:
         tags = split_tags(tags)
         catalog, caller = self.db.catalog, self.caller
         catalog.require_project(p_id, owner=caller.scope)
-        if caller.scope is not None:
-            catalog.require_package(c_id, user=caller.scope)
+        # Also for an admin: the parsed adapter stays cached after a package is deleted.
+        catalog.require_package(c_id, user=caller.scope)
         adapter = catalog.adapter(c_id)
         states = parse_params(
             catalog.read_project_file(p_id, para_name, owner=caller.scope), para_name
@@ -58,18 +59,27 @@ class JobDispatchService:
         self._check_size(para_name, states)
         check_placeholders(catalog.inventory(c_id), states, para_name)
         placements = self._place([ncpus_of(s) for s in states], rid, tags)
-        ids = self.db.jobs.create(
-            p_id,
-            c_id,
-            para_name,
-            states,
-            adapter.step_ids,
-            placements,
-            tags,
-            owner=caller.name,
-            within=self.requests.record,
-            pinned=rid is not None,
-        )
+        try:
+            ids = self.db.jobs.create(
+                p_id,
+                c_id,
+                para_name,
+                states,
+                adapter.step_ids,
+                placements,
+                tags,
+                owner=caller.name,
+                within=self.requests.record,
+                pinned=rid is not None,
+            )
+        except IntegrityError as exc:
+            # The project was deleted since it was read: the jobs' foreign key
+            # refused them. Any other conflict (a twin request) goes on up.
+            try:
+                catalog.require_project(p_id)
+            except MirrorError as missing:
+                raise missing from exc
+            raise
         self._publish(ids, states, placements)
         log.info("Project<%s> dispatched with CalcPackage<%s>: %d job(s)", p_id, c_id, len(ids))
         return ids

@@ -6,6 +6,7 @@ from nameko.dependency_providers import Config
 
 from services.central.providers import Caller, Database, JobQueues
 from services.central.reconciler import Reconciler, on_timer
+from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
 
 
@@ -38,6 +39,17 @@ class MachineService(Reconciler):
             * float(self.config["RECONCILER"]["stalled_intervals"])
         )
         return self.db.machines.ruok(to_int(rid, "rid"), stalled_after, owner=self.caller.scope)
+
+    @mirror_rpc
+    def forget(self, rid):
+        """Remove decommissioned machine ``rid``; admins only.
+
+        Refused while it still sends heartbeats or has jobs that have not ended.
+        """
+        rid = to_int(rid, "rid")
+        if not self.caller.admin:
+            raise MirrorError("only an admin may forget a resource machine")
+        return self.db.removal.forget_machine(rid, self.db.machines.online)
 
     @mirror_rpc
     def heartbeat(

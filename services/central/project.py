@@ -43,3 +43,16 @@ class ProjectService:
         scope = self.caller.scope
         self.db.catalog.require_project(p_id, owner=scope)
         return self.db.jobs.list(p_id=p_id, limit=None, owner=scope)
+
+    @mirror_rpc
+    def delete(self, p_id):
+        """Delete project ``p_id``, its files (also on the file server) and its finished jobs.
+
+        Refused while a job of the project has not ended.
+        """
+        return self.db.removal.delete_project(to_int(p_id, "p_id"), owner=self.caller.scope)
+
+    @mirror_rpc
+    def results(self, p_id):
+        """Every job of project ``p_id``, oldest first: parameters, monitoring values, results."""
+        return self.db.tables.project_results(to_int(p_id, "p_id"), owner=self.caller.scope)

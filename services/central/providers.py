@@ -15,8 +15,10 @@ from services.central.storage.catalog import Catalog
 from services.central.storage.jobstore import JobStore
 from services.central.storage.outbox import Outbox
 from services.central.storage.registry import Registry
+from services.central.storage.removal import Removal
 from services.central.storage.requests import RequestLog
 from services.central.storage.submissions import Submissions
+from services.central.storage.tables import ResultTables
 from services.central.storage.users import Users
 from services.common.identity import identity_of
 from services.common.names import JOBS_EXCHANGE, job_queue
@@ -40,6 +42,8 @@ class Storage:
     outbox: Outbox
     submissions: Submissions
     users: Users
+    removal: Removal
+    tables: ResultTables
 
 
 class Database(DependencyProvider):
@@ -60,6 +64,8 @@ class Database(DependencyProvider):
             outbox=Outbox(Session),
             submissions=Submissions(catalog),
             users=Users(Session),
+            removal=Removal(Session, self.files),
+            tables=ResultTables(Session),
         )
 
     def stop(self):

@@ -23,10 +23,23 @@ def get_results(client, args, out):
     if not results:
         raise CommandError(f"job {args.job_id} has no results (it is {job['state']})")
     dest = Path(args.dest)
+    files, total = download_all(plan_downloads(results, dest), dest, out)
+    out.print(f"job {args.job_id}: {files} file(s), {total} bytes in {dest}", markup=False)
+
+
+def plan_downloads(results, directory):
+    """``(url, remote, local, size)`` of every file of ``{key: url}``, under ``directory/<key>/``."""
     plan = []
     for key, url in sorted(results.items()):
         with FtpSource(url) as source:
-            plan += [(url, remote, dest / key / rel, size) for remote, rel, size in source.files()]
+            plan += [
+                (url, remote, directory / key / rel, size) for remote, rel, size in source.files()
+            ]
+    return plan
+
+
+def download_all(plan, dest, out):
+    """Download a :func:`plan_downloads` plan, one progress bar per file; ``(files, bytes)``."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -43,7 +56,7 @@ def get_results(client, args, out):
                 count = source.download(remote, local, lambda n, t=task: progress.advance(t, n))
             progress.update(task, total=count, completed=count)
             total += count
-    out.print(f"job {args.job_id}: {len(plan)} file(s), {total} bytes in {dest}", markup=False)
+    return len(plan), total
 
 
 class FtpSource:
@@ -104,6 +117,20 @@ class FtpSource:
             elif facts.get("type") == "file":
                 size = facts.get("size")
                 yield child, local / name, int(size) if size is not None else None
+
+    def read_small(self, limit):
+        """The bytes of the URL's file if it is a file of at most ``limit`` bytes, else None."""
+        try:
+            if self.is_dir(self.path):
+                return None
+            size = self.size(self.path)
+            if size is None or size > limit:
+                return None
+            chunks = []
+            self.ftp.retrbinary(f"RETR {self.path}", chunks.append)
+        except (OSError, ftplib.Error) as exc:
+            raise CommandError(f"cannot download {self.safe_url()}: {exc}") from None
+        return b"".join(chunks)
 
     def size(self, path):
         try:

@@ -11,7 +11,6 @@ import os
 import sys
 
 from services.cli import daemons
-from services.cli.download import get_results
 from services.cli.errors import fail
 from services.cli.jobs import (
     job_logs,
@@ -21,6 +20,14 @@ from services.cli.jobs import (
     list_machines,
     remove_jobs,
     watch_jobs,
+)
+from services.cli.manage import (
+    get,
+    machine_forget,
+    package_rm,
+    project_add,
+    project_rm,
+    results,
 )
 from services.cli.projects import (
     dispatch_jobs,
@@ -130,6 +137,15 @@ def add_user_commands(sub):
     )
     create.set_defaults(handler=command(project_create))
     add_parser(psub, "list", help="list the projects").set_defaults(handler=command(project_list))
+    padd = add_parser(psub, "add", help="add or replace files of a project")
+    padd.add_argument("p_id", type=int, metavar="P_ID")
+    padd.add_argument(
+        "files", nargs="+", metavar="FILE", help="stored under its name; a directory: its files"
+    )
+    padd.set_defaults(handler=command(project_add))
+    prm = add_parser(psub, "rm", help="delete projects, their files and their finished jobs")
+    prm.add_argument("p_ids", type=int, nargs="+", metavar="P_ID")
+    prm.set_defaults(handler=command(project_rm))
 
     package = add_parser(sub, "package", help="register and list calculation packages")
     ksub = package.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -138,6 +154,9 @@ def add_user_commands(sub):
     add.add_argument("--name", help="package name (default: the file name without .zip)")
     add.set_defaults(handler=command(package_add))
     add_parser(ksub, "list", help="list the packages").set_defaults(handler=command(package_list))
+    krm = add_parser(ksub, "rm", help="delete packages no unfinished job uses")
+    krm.add_argument("c_ids", type=int, nargs="+", metavar="C_ID")
+    krm.set_defaults(handler=command(package_rm))
 
     dispatch = add_parser(sub, "dispatch", help="one job per state of a project's parameter file")
     dispatch.add_argument("p_id", type=int, metavar="P_ID")
@@ -192,14 +211,28 @@ def add_user_commands(sub):
     rm.add_argument("--force", action="store_true", help="kill jobs that have not ended first")
     rm.set_defaults(handler=command(remove_jobs))
 
-    get = add_parser(sub, "get", help="download a job's results (DEST/<key>/...)")
-    get.add_argument("job_id", type=int, metavar="ID")
-    get.add_argument("dest", metavar="DEST")
-    get.set_defaults(handler=command(get_results))
+    fetch = add_parser(sub, "get", help="download a job's results (DEST/<key>/...) or a project's")
+    fetch.add_argument("job_id", type=int, nargs="?", metavar="ID")
+    fetch.add_argument("dest", metavar="DEST")
+    fetch.add_argument(
+        "--project", type=int, metavar="P_ID", help="every job's results, in DEST/<state name>/"
+    )
+    fetch.set_defaults(handler=command(get))
+
+    table = add_parser(sub, "results", help="a project's parameters against its results")
+    table.add_argument("p_id", type=int, metavar="P_ID")
+    table.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
+    table.add_argument("--urls", action="store_true", help="show URLs, do not read small files")
+    table.set_defaults(handler=command(results))
 
     add_parser(sub, "machines", help="the resource machines").set_defaults(
         handler=command(list_machines)
     )
+    machine = add_parser(sub, "machine", help="manage resource machines: forget")
+    msub = machine.add_subparsers(dest="action", required=True, metavar="ACTION")
+    forget = add_parser(msub, "forget", help="remove decommissioned machines (admins only)")
+    forget.add_argument("rids", type=int, nargs="+", metavar="RID")
+    forget.set_defaults(handler=command(machine_forget))
     add_user_admin_commands(sub)
 
 

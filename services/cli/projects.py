@@ -78,18 +78,21 @@ def package_add(client, args, out):
     if not path.exists():
         raise CommandError(f"{path}: no such file or directory")
     c_id = client.add_package(path, name=args.name)
-    name = args.name or (path.name[:-4] if path.name.endswith(".zip") else path.name)
-    out.print(f"package {c_id} ({name}) registered", markup=False)
+    package = client.package(c_id)
+    out.print(
+        f"package {c_id} ({package['name']} version {package['version']}) registered", markup=False
+    )
 
 
 def package_list(client, args, out):
-    rows = table("C_ID", "NAME", "ADAPTER", "VERSION", "SIZE", "CREATED")
+    rows = table("NAME", "VERSION", "C_ID", "ADAPTER", "ADAPTER VERSION", "SIZE", "CREATED")
     for c in client.packages():
         rows.add_row(
-            text(c["c_id"]),
             text(c["name"]),
-            text(c.get("adapter")),
             text(c.get("version")),
+            text(c["c_id"]),
+            text(c.get("adapter")),
+            text(c.get("adapter_version")),
             text(c.get("size")),
             text(when(c.get("created"))),
         )

@@ -70,8 +70,50 @@ class Mirror(RpcClient):
                 names.append(name)
         return names
 
+    def upload_files(self, p_id, paths):
+        """Add or replace files of project ``p_id``; return the names stored, in order.
+
+        A file is stored under its own name; a directory gives every file under
+        it, named relative to that directory. Every path is read before the
+        first upload, so a missing one or two files of one name upload nothing.
+        """
+        planned = {}
+        for path in map(Path, paths):
+            if path.is_dir():
+                found = [(f.relative_to(path).as_posix(), f) for f in sorted(path.rglob("*"))]
+            elif path.is_file():
+                found = [(path.name, path)]
+            else:
+                raise MirrorError(f"{path}: no such file or directory", "project", "upload")
+            for name, file in found:
+                if not file.is_file():
+                    continue
+                if name in planned:
+                    raise MirrorError(
+                        f"{planned[name][0]} and {file} would both be project file '{name}'",
+                        "project",
+                        "upload",
+                    )
+                try:
+                    planned[name] = (file, file.read_bytes())
+                except OSError as exc:
+                    raise MirrorError(
+                        f"cannot read {file}: {exc.strerror}", "project", "upload"
+                    ) from None
+        for name, (_, data) in planned.items():
+            self.upload(p_id, name, data)
+        return list(planned)
+
     def projects(self):
         return self.call("project", "list")
+
+    def delete_project(self, p_id):
+        """Delete a project, its files and its finished jobs (``project.delete``)."""
+        return self.call("project", "delete", p_id=p_id)
+
+    def project_results(self, p_id):
+        """Every job of a project with its ``params``, ``process`` and ``result`` (``project.results``)."""
+        return self.call("project", "results", p_id=p_id)
 
     def project_jobs(self, p_id):
         """Summaries of every job of project ``p_id`` (``project.getalljob``)."""
@@ -102,6 +144,14 @@ class Mirror(RpcClient):
 
     def packages(self):
         return self.call("calcpackage", "list")
+
+    def package(self, c_id):
+        """One package as ``packages`` lists it, with its ``version`` (``calcpackage.query``)."""
+        return self.call("calcpackage", "query", c_id=c_id)
+
+    def delete_package(self, c_id):
+        """Delete a package and its zip (``calcpackage.delete``)."""
+        return self.call("calcpackage", "delete", c_id=c_id)
 
     # -- jobs -----------------------------------------------------------------------
     def dispatch(self, p_id, c_id, para_name="para.xml", rid=None, tags=None):
@@ -267,6 +317,10 @@ class Mirror(RpcClient):
 
     def machines(self):
         return self.call("machine", "list")
+
+    def forget_machine(self, rid):
+        """Remove a decommissioned resource machine (``machine.forget``, admins only)."""
+        return self.call("machine", "forget", rid=rid)
 
     def ruok(self, rid):
         """The health of resource machine ``rid``."""

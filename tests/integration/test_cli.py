@@ -65,7 +65,7 @@ def test_project_package_dispatch_watch_status_get_rm(autorun_mesh, tmp_path):
     zip_path = tmp_path / "trivial.zip"
     zip_path.write_bytes(package_zip("trivial"))
     out = ok(autorun_mesh, "package", "add", str(zip_path))
-    c_id = int(re.fullmatch(r"package (\d+) \(trivial\) registered\n", out).group(1))
+    c_id = int(re.fullmatch(r"package (\d+) \(trivial version \d+\) registered\n", out).group(1))
     assert "package" in ok(autorun_mesh, "package", "add", str(zip_path), "--name", "renamed")
     assert "renamed" in ok(autorun_mesh, "package", "list")
 

@@ -5,7 +5,8 @@ import io
 import logging
 import zipfile
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 
 from adapters.adapter import parse_adapter
 from adapters.package import package_inventory
@@ -25,6 +26,9 @@ JOB_FILES = (
     .where(ProjectFile.project_id == bindparam("key"))
     .order_by(ProjectFile.name)
 )
+
+# Registrations of one name at once each take the next version; a loser tries again.
+VERSION_TRIES = 5
 
 
 def adapter_text(data):
@@ -51,7 +55,8 @@ def package_dict(package):
         "c_id": package.id,
         "name": package.name,
         "adapter": package.adapter_name,
-        "version": package.version,
+        "version": package.package_version,
+        "adapter_version": package.version,
         "size": package.size,
         "sha256": package.sha256,
         "owner": package.owner,
@@ -165,21 +170,15 @@ class Catalog:
         if not isinstance(name, str) or not name.strip():
             raise MirrorError("calcpackage name must be a non-empty string")
         digest = hashlib.sha256(data).hexdigest()
-        with self.Session.begin() as session:
-            package = CalcPackage(
-                name=name.strip(),
-                adapter_name=adapter.name,
-                version=adapter.version or "",
-                adapter_xml=adapter_text(data),
-                size=len(data),
-                sha256=digest,
-                ftp_path="",
-                owner=owner,
-                shared=bool(shared),
-            )
-            session.add(package)
-            session.flush()
-            c_id = package.id
+        name = name.strip()
+        for tries_left in range(VERSION_TRIES - 1, -1, -1):
+            try:
+                c_id, version = self._insert_package(name, data, adapter, digest, owner, shared)
+                break
+            except IntegrityError:
+                # Another registration of the same name took this version first.
+                if not tries_left:
+                    raise
         try:
             self.files.put_bytes(package_path(c_id), data)
         except Exception:
@@ -191,8 +190,34 @@ class Catalog:
             session.get(CalcPackage, c_id).ftp_path = package_path(c_id)
             if within is not None:
                 within(session, c_id)
-        log.info("CalcPackage<%s> registered: %s (%d bytes)", c_id, name, len(data))
+        log.info(
+            "CalcPackage<%s> registered: %s version %d (%d bytes)", c_id, name, version, len(data)
+        )
         return c_id
+
+    def _insert_package(self, name, data, adapter, digest, owner, shared):
+        """Insert the record of the next version of package ``name`` of ``owner``; answer its id."""
+        with self.Session.begin() as session:
+            latest = session.scalar(
+                select(func.max(CalcPackage.package_version)).where(
+                    CalcPackage.owner == owner, CalcPackage.name == name
+                )
+            )
+            package = CalcPackage(
+                name=name,
+                package_version=(latest or 0) + 1,
+                adapter_name=adapter.name,
+                version=adapter.version or "",
+                adapter_xml=adapter_text(data),
+                size=len(data),
+                sha256=digest,
+                ftp_path="",
+                owner=owner,
+                shared=bool(shared),
+            )
+            session.add(package)
+            session.flush()
+            return package.id, package.package_version
 
     def job_inputs(self, p_id, c_id):
         """``(package, project files)`` as an agent needs them to lay out a job directory.
@@ -253,6 +278,11 @@ class Catalog:
         with self.Session.begin() as session:
             self.get_package(session, c_id).shared = bool(shared)
         log.info("CalcPackage<%s> %s", c_id, "shared" if shared else "no longer shared")
+
+    def package(self, c_id, user=None):
+        """Package ``c_id`` as ``calcpackage.list`` answers it, if ``user`` may use it."""
+        with self.Session() as session:
+            return package_dict(self.get_package(session, c_id, user))
 
     def list_packages(self, user=None):
         """Every registered package (``user`` may use), oldest first."""

@@ -2,9 +2,9 @@
 
 import logging
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from db.models import Cleanup, Job, JobEvent, JobStep
+from db.models import CalcPackage, Cleanup, Job, JobEvent, JobStep
 from services.central.storage import outbox
 from services.central.storage.records import (
     JOBS,
@@ -18,13 +18,14 @@ from services.central.storage.records import (
 )
 from services.central.storage.retry import retry_disconnects
 from services.central.storage.transitions import INSERT_EVENTS, apply_report, check_owner
-from services.common.errors import MirrorError, job_missing
+from services.common.errors import MirrorError, job_missing, package_missing
 from services.common.identity import LOCAL_NAME
 from services.common.jobstates import ACTIVE, KILLED, PENDING, QUEUED, STATES, STEP_RESET
 
 log = logging.getLogger(__name__)
 
 INSERT_STEPS = insert(STEPS)
+PACKAGE_FILE = select(CalcPackage.ftp_path).where(CalcPackage.id == bindparam("key"))
 
 
 @retry_disconnects
@@ -90,6 +91,10 @@ class JobStore:
             db = session.connection()
             returning = insert(JOBS).returning(JOBS.c.id, sort_by_parameter_order=True)
             ids = list(db.execute(returning, rows).scalars())
+            # The jobs' foreign key holds the package row now: a package deleted
+            # since the caller looked at it shows here, without its file.
+            if not db.execute(PACKAGE_FILE, {"key": c_id}).scalar():
+                raise package_missing(c_id)
             db.execute(
                 INSERT_STEPS,
                 [
