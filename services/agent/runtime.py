@@ -15,6 +15,7 @@ import eventlet
 from services.agent import identity
 from services.agent.central_client import CentralClient
 from services.agent.outbox import Outbox
+from services.agent.packing import DIRECTORY_CAP
 from services.agent.scheduler import Scheduler
 from services.agent.steps import base_env
 from services.agent.workspace import Workspace, parse_size
@@ -72,6 +73,9 @@ class AgentRuntime:
         # What steps and hooks keep of the agent's environment, built once.
         self.base_env = base_env(os.environ, self.run_as)
         min_free = parse_size(agent.get("min_free", 0), "AGENT.min_free")
+        self.directory_cap = parse_size(
+            agent.get("directory_cap", DIRECTORY_CAP), "AGENT.directory_cap"
+        )
         self.autorun = bool(config["DEBUG"]["autorun_job"])
         self.interval = float(config["MONITOR"]["interval"])
         self.refs = 0

@@ -180,9 +180,16 @@ def add_user_commands(sub):
     rm.add_argument("--force", action="store_true", help="kill jobs that have not ended first")
     rm.set_defaults(handler=command(remove_jobs))
 
-    get = add_parser(sub, "get", help="download a job's results (DEST/<key>/...)")
+    get = add_parser(
+        sub, "get", help="download a job's results (DEST/<key>/...), or with --all its directory"
+    )
     get.add_argument("job_id", type=int, metavar="ID")
     get.add_argument("dest", metavar="DEST")
+    get.add_argument(
+        "--all",
+        action="store_true",
+        help="the whole directory of an ended job (failed or killed ones too), size-capped",
+    )
     get.set_defaults(handler=command(get_results))
 
     add_parser(sub, "machines", help="the resource machines").set_defaults(

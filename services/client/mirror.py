@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.client.connection import MirrorError, RpcClient
 from services.client.eventstream import EventStream, StreamUnavailable
+from services.client.fetch import unpack_url
 from services.common.jobstates import FINAL as FINAL_STATES
 from services.common.jobstates import PENDING
 
@@ -196,6 +197,17 @@ class Mirror(RpcClient):
     def getdata(self, job_id):
         """``{"process": {...}, "result": {...}}``: the job's progress and ``ftp://`` URLs."""
         return self.call("jobgetdata", "do", job_id=job_id)
+
+    def get(self, job_id, dest):
+        """Fetch the whole directory of an ended job (failed, killed or completed) into ``dest``.
+
+        The job's machine packs it (refused over its ``AGENT.directory_cap``)
+        and publishes it on the file server. Answers ``{"path", "files", "bytes"}``.
+        """
+        rid = self.getrid(job_id)
+        packed = self.call(f"jobagent_{rid}", "pack", job_id=job_id)
+        unpack_url(packed["url"], dest)
+        return {"path": str(dest), "files": packed["files"], "bytes": packed["bytes"]}
 
     def getrid(self, job_id):
         return self.call("job", "getrid", job_id=job_id)
