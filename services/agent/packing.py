@@ -25,9 +25,13 @@ log = logging.getLogger(__name__)
 DIRECTORY_CAP = 100 * 1024 * 1024
 
 
-def megabytes(size):
-    """``size`` bytes in MiB, for messages."""
-    return f"{size / (1024 * 1024):.1f} MiB"
+def human(size):
+    """``size`` bytes in the largest binary unit it fills, for messages: ``4.0 KiB``."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 def directory_size(root):
@@ -65,8 +69,8 @@ def pack(rt, job):
     size, count = directory_size(path)
     if size > rt.directory_cap:
         raise MirrorError(
-            f"job {job_id}'s directory holds {megabytes(size)}, over the "
-            f"{megabytes(rt.directory_cap)} a fetch may take (AGENT.directory_cap of "
+            f"job {job_id}'s directory holds {human(size)}, over the "
+            f"{human(rt.directory_cap)} a fetch may take (AGENT.directory_cap of "
             f"resource machine {rt.rid}); fetch its results, or copy it from {path}"
         )
     remote = f"/jobs/{job_id}/directory/job{job_id}.tar.gz"
