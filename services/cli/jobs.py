@@ -199,7 +199,8 @@ def no_step_ran(job, step=None):
             line += f": {job['error']}"
         error(line)
         return 1
-    error(f"job {job['job_id']} is {job['state']}: no output yet, {what} has not started")
+    started = f"step {step} has not started" if step else "no step has started"
+    error(f"job {job['job_id']} is {job['state']}: no output yet, {started}")
     return 0
 
 
