@@ -204,8 +204,17 @@ class Mirror(RpcClient):
         The job's machine packs it (refused over its ``AGENT.directory_cap``)
         and publishes it on the file server. Answers ``{"path", "files", "bytes"}``.
         """
-        rid = self.getrid(job_id)
-        packed = self.call(f"jobagent_{rid}", "pack", job_id=job_id)
+        job = self.query(job_id)
+        if job.get("rid") is None:
+            # Never placed: no machine holds a directory (its agent words the rest).
+            if job["state"] in FINAL_STATES:
+                raise MirrorError(
+                    f"job {job_id} has no directory to fetch: it {job['state']} before one was built"
+                )
+            raise MirrorError(
+                f"job {job_id} is {job['state']}; its directory can be fetched once it has ended"
+            )
+        packed = self.call(f"jobagent_{job['rid']}", "pack", job_id=job_id)
         unpack_url(packed["url"], dest)
         return {"path": str(dest), "files": packed["files"], "bytes": packed["bytes"]}
 
