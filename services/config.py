@@ -76,6 +76,9 @@ DEFAULTS = {
         # A job directory is not built while the work root has less free space
         # (bytes, or a size such as 1GiB).
         "min_free": "1GiB",
+        # The largest job directory (bytes, or a size such as 100MiB) a user may
+        # fetch whole (``mirror get ID --all``, ``Mirror.get``).
+        "directory_cap": "100MiB",
         # Autorun records a step RUNNING once it has run this many seconds; a
         # shorter step is recorded once, when it ends (its journal covers a crash).
         "report_delay": 0.5,

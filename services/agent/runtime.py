@@ -15,6 +15,7 @@ import eventlet
 from services.agent import identity, probe
 from services.agent.central_client import CentralClient
 from services.agent.outbox import Outbox
+from services.agent.packing import DIRECTORY_CAP
 from services.agent.scheduler import Scheduler
 from services.agent.slurmexec import executor_of
 from services.agent.steps import base_env
@@ -79,6 +80,9 @@ class AgentRuntime:
         self.probing = False
         self.probed_at = None
         min_free = parse_size(agent.get("min_free", 0), "AGENT.min_free")
+        self.directory_cap = parse_size(
+            agent.get("directory_cap", DIRECTORY_CAP), "AGENT.directory_cap"
+        )
         self.autorun = bool(config["DEBUG"]["autorun_job"])
         monitor = config["MONITOR"]
         self.interval = float(monitor["interval"])

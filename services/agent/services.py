@@ -10,7 +10,7 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
 from nameko.timer import timer
 
-from services.agent import autorun, identity, recovery, resync, stages
+from services.agent import autorun, identity, packing, recovery, resync, stages
 from services.agent.expiry import Deadline, drop_expired
 from services.agent.logs import read_logs
 from services.agent.runtime import AgentRuntime
@@ -179,6 +179,12 @@ class JobAgent:
             to_int(offset_err, "offset_err"),
             min(to_int(max_bytes, "max_bytes"), 1024 * 1024),
         )
+
+    @mirror_rpc
+    def pack(self, job_id):
+        """Publish the ended job's whole directory as a tar.gz: ``{"url", "bytes", "files"}``."""
+        drop_expired(self.deadline, self.rt.rid)
+        return packing.pack(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")))
 
     @mirror_rpc
     def status(self):

@@ -63,11 +63,19 @@ def refuse_running(job, action):
         )
 
 
-def fail(rt, job, reason, step=None, exit_code=None):
-    """Mark the job FAILED with ``reason`` (and its step, if one was running)."""
+def fail(rt, job, reason, step=None, exit_code=None, result=None):
+    """Mark the job FAILED with ``reason`` (and its step, if one failed; ``result``: URLs published).
+
+    The failed step becomes the job's ``step``, so that the job's step and its
+    error name the same one (a step that failed before starting was never
+    reported RUNNING).
+    """
     changes = {"state": FAILED, "error": reason, "message": reason}
     if step:
+        changes["step"] = step
         changes["steps"] = {step: {"state": FAILED, "exit_code": exit_code, "end_time": utcnow()}}
+    if result:
+        changes["result"] = result
     log.warning("Job<%s> failed: %s", job["job_id"], reason)
     try:
         return report(rt, job, changes, expect=list(ACTIVE))
@@ -246,8 +254,12 @@ def recover(rt, job, linger=0.0):
     monitor(rt, job, defer=True)
     urls, missing = publish_items(rt, job, root, adapter.result, "result")
     if missing:
+        # Those produced are published all the same: a partial run is still worth reading.
         names = ", ".join(f"{m.key} ({m.path})" for m in missing)
-        return fail(rt, job, f"results not produced: {names}")
+        reason = f"results not produced: {names}"
+        if urls:
+            reason += f"; published: {', '.join(sorted(urls))}"
+        return fail(rt, job, reason, result=urls)
     return report(
         rt,
         job,

@@ -6,6 +6,8 @@ from nameko.dependency_providers import Config
 
 from services.central.providers import Caller, Database, JobQueues
 from services.central.reconciler import Reconciler, on_timer
+from services.central.storage.retry import unreachable
+from services.central.watch import Watching
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
 
@@ -19,6 +21,7 @@ class MachineService(Reconciler):
     queues = JobQueues()
     config = Config()
     caller = Caller()
+    watch = Watching()
 
     @mirror_rpc
     def list(self):
@@ -73,18 +76,24 @@ class MachineService(Reconciler):
         machine names those it removed in ``cleaned`` at a later heartbeat.
         """
         rid = to_int(rid, "rid")
-        if cleaned:
-            self.db.machines.cleaned(rid, [to_int(j, "job_id") for j in cleaned])
-        cleanup = self.db.machines.heartbeat(
-            rid,
-            name,
-            to_int(slots, "slots"),
-            tags,
-            autorun,
-            started,
-            roots,
-            slurm if isinstance(slurm, dict) else None,
-        )
+        try:
+            if cleaned:
+                self.db.machines.cleaned(rid, [to_int(j, "job_id") for j in cleaned])
+            cleanup = self.db.machines.heartbeat(
+                rid,
+                name,
+                to_int(slots, "slots"),
+                tags,
+                autorun,
+                started,
+                roots,
+                slurm if isinstance(slurm, dict) else None,
+            )
+        except Exception as exc:
+            if unreachable(exc):
+                # A beat not recorded: the reconciler's watch has a gap.
+                self.watch.restart(f"Machine<{rid}> heartbeat not recorded: database unreachable")
+            raise
         return {"cleanup": cleanup}
 
 

@@ -1,7 +1,9 @@
 """The reconciler: publishes the outbox, places waiting jobs, moves the jobs of lost machines.
 
 It runs on the ``machine`` service, every ``RECONCILER.interval`` seconds
-(``on_timer``), with that service's storage, job queues and config.
+(``on_timer``), with that service's storage, job queues, config and watch
+(``services/central/watch.py``: no machine is judged lost before this process
+has been able to record heartbeats for ``RECONCILER.lost_after`` seconds).
 """
 
 import logging
@@ -12,6 +14,7 @@ from nameko.timer import timer
 
 from services.central import publisher
 from services.central.storage.records import now
+from services.central.storage.retry import unreachable
 from services.common.errors import MirrorError
 from services.common.jobstates import ACTIVE, FAILED, QUEUED
 
@@ -19,18 +22,26 @@ log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    """Mixin of the reconciler pass; the host service provides ``db``, ``queues`` and ``config``."""
+    """Mixin of the reconciler pass; the host provides ``db``, ``queues``, ``config`` and ``watch``."""
 
     def reconcile(self):
         """Move the jobs of lost machines, place waiting jobs, republish, drain the outbox."""
+        reached = True
         for step in (self._recover_lost, self._place_waiting, self._republish, self._drain):
             try:
                 step()
             # One failing step (the broker or the database away) leaves the others
             # to run: the next pass tries it again.
             except Exception as exc:  # noqa: BLE001
+                if unreachable(exc):
+                    # Heartbeats could not be recorded either: the silence of
+                    # machines counts again from now.
+                    reached = False
+                    self.watch.restart(f"database unreachable ({type(exc).__name__})")
                 level = logging.WARNING if isinstance(exc, MirrorError) else logging.ERROR
                 log.log(level, "reconciler: %s: %s", step.__name__, exc)
+        if reached:
+            self.watch.reached()
 
     def _drain(self):
         """Publish what the outbox holds: placements whose placer did not publish them."""
@@ -75,10 +86,23 @@ class Reconciler:
     def _recover_lost(self):
         """Move or fail the queued and claimed jobs of machines silent for ``lost_after``.
 
-        Jobs pinned to a machine stay on it and wait for it.
+        Jobs pinned to a machine stay on it and wait for it. No machine is lost
+        before this process has watched for ``lost_after`` seconds: after its
+        start or a database outage, a machine's silence may be heartbeats it
+        could not record.
         """
         config = self.config["RECONCILER"]
-        lost = self.db.machines.silent_for(timedelta(seconds=float(config["lost_after"])))
+        lost_after = float(config["lost_after"])
+        lost = self.db.machines.silent_for(timedelta(seconds=lost_after))
+        if lost and not self.watch.covers(lost_after):
+            log.info(
+                "reconciler: %s silent for %gs, but heartbeats watched for only %.1fs:"
+                " not judged lost yet",
+                ", ".join(f"Machine<{rid}>" for rid in lost),
+                lost_after,
+                self.watch.watched(),
+            )
+            return
         fail = config["on_machine_lost"] == "fail"
         for rid in lost:
             reason = f"resource machine {rid} stopped sending heartbeats"

@@ -14,14 +14,27 @@ from rich.progress import (
 )
 
 from services.cli.errors import CommandError
+from services.common.jobstates import FINAL
 
 
 def get_results(client, args, out):
-    """Download every result URL of the job into ``DEST/<key>/...``, one progress bar per file."""
+    """Download every result URL of the job into ``DEST/<key>/...``, one progress bar per file.
+
+    With ``--all``, the job's whole directory into ``DEST`` instead.
+    """
+    if args.all:
+        got = client.get(args.job_id, args.dest)
+        out.print(
+            f"job {args.job_id}: directory, {got['files']} file(s), {got['bytes']} bytes"
+            f" in {args.dest}",
+            markup=False,
+        )
+        return
     job = client.query(args.job_id)
     results = client.getdata(args.job_id).get("result") or {}
     if not results:
-        raise CommandError(f"job {args.job_id} has no results (it is {job['state']})")
+        hint = "; mirror get --all fetches its directory" if job["state"] in FINAL else ""
+        raise CommandError(f"job {args.job_id} has no results (it is {job['state']}){hint}")
     dest = Path(args.dest)
     files, total = download_all(plan_downloads(results, dest), dest, out)
     out.print(f"job {args.job_id}: {files} file(s), {total} bytes in {dest}", markup=False)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from services.cli.errors import error
 from services.cli.rendering import STATE_STYLES, state_text, table, text, when
-from services.common.jobstates import COMPLETED, FINAL
+from services.common.jobstates import COMPLETED, FINAL, PENDING
 
 
 def list_jobs(client, args, out):
@@ -163,7 +163,13 @@ def job_logs(client, args, out):
                 print(f"==> step {chunk['step']} <==", file=sys.stderr, flush=True)
             shown = chunk["step"]
             emit(chunk)
-        return 0
+        job = client.query(args.job_id)
+        return no_step_ran(job, args.step) if not started_steps(job, args.step) else 0
+    job = client.query(args.job_id)
+    # An unknown step is left to the agent, whose answer lists the steps.
+    known = args.step is None or any(s["id"] == args.step for s in job.get("steps") or [])
+    if known and not started_steps(job, args.step):
+        return no_step_ran(job, args.step)
     out_offset = err_offset = 0
     step = args.step
     while True:
@@ -173,6 +179,29 @@ def job_logs(client, args, out):
         if (chunk["offset_out"], chunk["offset_err"]) == (out_offset, err_offset):
             return 0
         out_offset, err_offset = chunk["offset_out"], chunk["offset_err"]
+
+
+def started_steps(job, step=None):
+    """Ids of the job's steps that have started a run (only ``step`` when given)."""
+    return [
+        s["id"]
+        for s in job.get("steps") or []
+        if (s.get("start_time") or s["state"] != PENDING) and step in (None, s["id"])
+    ]
+
+
+def no_step_ran(job, step=None):
+    """Say that the job has no output because no step (or not ``step``) ran; 1 if it ended so."""
+    what = f"step {step}" if step else "any step"
+    if job["state"] in FINAL:
+        line = f"job {job['job_id']} {job['state']} before {what} ran"
+        if job.get("error"):
+            line += f": {job['error']}"
+        error(line)
+        return 1
+    started = f"step {step} has not started" if step else "no step has started"
+    error(f"job {job['job_id']} is {job['state']}: no output yet, {started}")
+    return 0
 
 
 def each_job(ids, action, done, out, wording=None):

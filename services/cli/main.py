@@ -211,11 +211,20 @@ def add_user_commands(sub):
     rm.add_argument("--force", action="store_true", help="kill jobs that have not ended first")
     rm.set_defaults(handler=command(remove_jobs))
 
-    fetch = add_parser(sub, "get", help="download a job's results (DEST/<key>/...) or a project's")
+    fetch = add_parser(
+        sub,
+        "get",
+        help="download a job's results (DEST/<key>/...), its directory (--all), or a project's",
+    )
     fetch.add_argument("job_id", type=int, nargs="?", metavar="ID")
     fetch.add_argument("dest", metavar="DEST")
     fetch.add_argument(
         "--project", type=int, metavar="P_ID", help="every job's results, in DEST/<state name>/"
+    )
+    fetch.add_argument(
+        "--all",
+        action="store_true",
+        help="the whole directory of an ended job (failed or killed ones too), size-capped",
     )
     fetch.set_defaults(handler=command(get))
 

@@ -78,6 +78,8 @@ def get(client, args, out):
         raise CommandError("give a job ID or --project P_ID")
     if args.project is not None and args.job_id is not None:
         raise CommandError("give a job ID or --project P_ID, not both")
+    if args.project is not None and getattr(args, "all", False):
+        raise CommandError("--all fetches one job's directory: give a job ID, not --project")
     if args.project is None:
         return get_results(client, args, out)
     return get_project(client, args, out)

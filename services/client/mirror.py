@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.client.connection import MirrorError, RpcClient
 from services.client.eventstream import EventStream, StreamUnavailable
+from services.client.fetch import unpack_url
 from services.common.jobstates import FINAL as FINAL_STATES
 from services.common.jobstates import PENDING
 
@@ -250,6 +251,26 @@ class Mirror(RpcClient):
     def getdata(self, job_id):
         """``{"process": {...}, "result": {...}}``: the job's progress and ``ftp://`` URLs."""
         return self.call("jobgetdata", "do", job_id=job_id)
+
+    def get(self, job_id, dest):
+        """Fetch the whole directory of an ended job (failed, killed or completed) into ``dest``.
+
+        The job's machine packs it (refused over its ``AGENT.directory_cap``)
+        and publishes it on the file server. Answers ``{"path", "files", "bytes"}``.
+        """
+        job = self.query(job_id)
+        if job.get("rid") is None:
+            # Never placed: no machine holds a directory (its agent words the rest).
+            if job["state"] in FINAL_STATES:
+                raise MirrorError(
+                    f"job {job_id} has no directory to fetch: it {job['state']} before one was built"
+                )
+            raise MirrorError(
+                f"job {job_id} is {job['state']}; its directory can be fetched once it has ended"
+            )
+        packed = self.call(f"jobagent_{job['rid']}", "pack", job_id=job_id)
+        unpack_url(packed["url"], dest)
+        return {"path": str(dest), "files": packed["files"], "bytes": packed["bytes"]}
 
     def getrid(self, job_id):
         return self.call("job", "getrid", job_id=job_id)

@@ -1,5 +1,11 @@
-"""An autorun agent rides out central being away for 20 s: every job ends COMPLETED, each step run once."""
+"""An autorun agent rides out central being away: every job ends COMPLETED, each step run once.
 
+Central away for 20 s, and central away for longer than ``RECONCILER.lost_after``:
+the restarted reconciler does not count the beats it missed as the agent's silence.
+"""
+
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -69,4 +75,60 @@ def test_jobs_run_once_through_an_outage_of_central(tmp_path, amqp_uri):
         wait_for(lambda: not list(spool.glob("*.json")), 30, what="the outbox emptied")
         assert "report waits for central" in mesh.log("agent1")
     finally:
+        mesh.close()
+
+
+LOST_AFTER = 6
+GRACE_STEPS = (
+    '<ExeArgument id="one" type="exec" value="sleep 20" priority="1"/>'
+    '<ExeArgument id="two" type="exec" value="true" priority="2"/>'
+)
+
+
+def test_central_away_longer_than_lost_after_moves_no_job(tmp_path, amqp_uri):
+    mesh = Mesh(
+        tmp_path,
+        amqp_uri,
+        RPC={"timeout": 3, "retries": 1},
+        RECONCILER={"interval": 1, "lost_after": LOST_AFTER},
+    )
+    agent = None
+    try:
+        mesh.start_core()
+        mesh.start_agent(1, autorun=True, slots=1)
+        c_id = steps_package(mesh, "grace", GRACE_STEPS)
+        files = {"para.xml": sweep_para([1])}
+        (job_id,) = mesh.ok("jobdispatch", "do", p_id=mesh.add_project("grace", files), c_id=c_id)
+        mesh.wait_state(job_id, "RUNNING")
+        # The agent is frozen for the outage (its step, in a session of its own,
+        # runs on): beats it would queue for the stopped central would be taken
+        # at its restart, before the reconciler's first pass; frozen, it sends
+        # none, so the restarted central finds machine 1 silent for the whole outage.
+        agent = mesh.procs["agent1"]
+        os.kill(agent.pid, signal.SIGSTOP)
+        mesh.stop("central", signal.SIGKILL)
+        time.sleep(LOST_AFTER + 4)  # the outage itself, longer than lost_after
+        seen = len(mesh.log("central"))
+        mesh.start("central", "central")
+        wait_for(
+            lambda: (
+                "Machine<1> silent for 6s, but heartbeats watched for only"
+                in mesh.log("central")[seen:]
+            ),
+            60,
+            what="the restarted reconciler to see machine 1 silent and not judge it lost",
+        )
+        os.kill(agent.pid, signal.SIGCONT)
+        agent = None
+
+        job = mesh.wait_state(job_id, ("COMPLETED", "FAILED", "KILLED"), timeout=60)
+        assert (job["state"], job["rid"], job["attempts"]) == ("COMPLETED", 1, 1), job
+        runs = ledger.parse((Path(job["path"]) / ".mirror" / "steps").read_text())
+        assert sorted((r.step, r.code) for r in runs) == [("one", 0), ("two", 0)], runs
+        messages = [e["message"] for e in mesh.ok("job", "events", job_id=job_id)]
+        assert not [m for m in messages if "heartbeats" in m], messages
+        assert "queued again" not in mesh.log("central")[seen:]
+    finally:
+        if agent is not None:
+            os.kill(agent.pid, signal.SIGCONT)
         mesh.close()

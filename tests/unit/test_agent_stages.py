@@ -169,3 +169,42 @@ def test_a_step_whose_job_was_taken_away_is_stopped(machine):
     assert taken_away(rt, job, running)
     assert running.killed
     wait_for(lambda: not processes.alive(running.pid, running.started), 10, what="step stopped")
+
+
+TWO_RESULTS = TRIVIAL.replace(
+    '<Data key="result" path="result.txt"/>',
+    '<Data key="result" path="result.txt"/><Data key="extra" path="extra.txt"/>',
+)
+
+
+def test_recover_publishes_the_results_produced_and_names_the_missing(machine):
+    job, served = make_job(TWO_RESULTS)
+    rt = machine(job, served)
+    prepared(rt, job)
+    for _ in job["steps"]:
+        run_to_end(rt, job)
+
+    stages.recover(rt, job)
+
+    record = rt.central.job
+    assert record["state"] == "FAILED"
+    assert record["error"] == "results not produced: extra (extra.txt); published: result"
+    assert record["result"] == {"result": "ftp://files/jobs/5/result/result/result.txt"}
+    assert rt.files.uploaded["/jobs/5/result/result/result.txt"] == b"x = 2\n"
+
+
+def test_a_step_that_fails_before_it_starts_becomes_the_jobs_step(machine):
+    job, served = make_job(TRIVIAL.replace('value="cp work.txt result.txt"', 'value="cp {nxx} r"'))
+    rt = machine(job, served)
+    prepared(rt, job)
+    run_to_end(rt, job)
+    run_to_end(rt, job)
+    assert rt.central.job["step"] == "compute"
+
+    with pytest.raises(MirrorError, match="step finish of job 5 failed"):
+        launch_step(rt, job)
+
+    record = rt.central.job
+    assert record["state"] == "FAILED" and record["error"].startswith("step finish: ")
+    assert record["step"] == "finish"
+    assert [s["state"] for s in record["steps"]] == ["DONE", "DONE", "FAILED"]

@@ -1,13 +1,16 @@
 """The central providers and the reconciler, over a real SQLite file and a fake publisher."""
 
+from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from db.migrate import upgrade
 from db.models import CalcPackage, Machine, Project
+from services.central.machine import MachineService
 from services.central.providers import (
     JOBS_PER_MESSAGE,
     Database,
@@ -17,6 +20,7 @@ from services.central.providers import (
 from services.central.publisher import drain
 from services.central.reconciler import Reconciler
 from services.central.storage.records import now
+from services.central.watch import Watch
 from services.common.names import JOBS_EXCHANGE, queue_name
 
 
@@ -35,11 +39,11 @@ class FakePublisher:
         self.calls.append((payload, kwargs))
 
 
-@pytest.fixture
-def database(tmp_path):
+def provider(db_url):
+    """A ``Database`` provider set up over ``db_url`` (its FTP server is never reached)."""
     container = Container(
         {
-            "DB_URL": f"sqlite:///{tmp_path}/mirror.db",
+            "DB_URL": db_url,
             "FTP": {
                 "host": "127.0.0.1",
                 "port": 1,
@@ -49,11 +53,17 @@ def database(tmp_path):
             "AGENT": {"heartbeat": 1, "offline_after": 3},
         }
     )
-    provider = Database().bind(container, "db")
-    provider.setup()
-    upgrade(provider.engine)
-    yield provider
-    provider.stop()
+    database = Database().bind(container, "db")
+    database.setup()
+    return database
+
+
+@pytest.fixture
+def database(tmp_path):
+    database = provider(f"sqlite:///{tmp_path}/mirror.db")
+    upgrade(database.engine)
+    yield database
+    database.stop()
 
 
 def test_workers_get_the_storage_not_the_provider(database):
@@ -80,11 +90,13 @@ def test_job_ids_go_out_in_batches_and_the_queue_is_declared_once():
     assert [[q.name for q in kw["declare"]] for _, kw in fake.calls] == [[queue_name(5)], [], []]
 
 
-def reconciler(storage, on_machine_lost):
+def reconciler(storage, on_machine_lost, watch=None):
+    """A reconciler over ``storage``; unless given a ``watch``, one watching for an hour."""
     fake = FakePublisher()
     host = Reconciler()
     host.db, host.queues = storage, QueuePublisher(fake)
     host.config = {"RECONCILER": {"lost_after": 60, "on_machine_lost": on_machine_lost}}
+    host.watch = watch or Watch(watched=3600)
     return host, fake
 
 
@@ -142,3 +154,94 @@ def test_jobs_of_a_lost_machine_are_queued_again_or_failed(database, on_machine_
         assert [(kw["routing_key"], p["jobs"]) for p, kw in fake.calls] == [
             (queue_name(2), [[lost_job, 1]])
         ]
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def unreachable_storage(tmp_path):
+    """Storage over a database that cannot be opened (its file is a directory)."""
+    (tmp_path / "down.db").mkdir()
+    down = provider(f"sqlite:///{tmp_path}/down.db")
+    yield down.get_dependency(worker_ctx=None)
+    down.stop()
+
+
+def test_no_machine_is_lost_before_the_reconciler_has_watched_for_lost_after(database):
+    storage = database.get_dependency(worker_ctx=None)
+    seed(storage, [1, 2])
+    job_id = claimed_job(storage, 1)
+    silence(storage, 1, 120)
+    clock = Clock()
+    host, _ = reconciler(storage, "requeue", Watch(clock))
+    clock.now += 59
+    host.reconcile()
+    # Silent for 120 s by the database, but only 59 s of them were watched.
+    assert (storage.jobs.get(job_id)["state"], storage.jobs.get(job_id)["rid"]) == ("PREPARING", 1)
+    clock.now += 1
+    host.reconcile()
+    assert (storage.jobs.get(job_id)["state"], storage.jobs.get(job_id)["rid"]) == ("QUEUED", 2)
+
+
+def test_a_database_outage_starts_the_watch_again(database, unreachable_storage):
+    storage = database.get_dependency(worker_ctx=None)
+    seed(storage, [1, 2])
+    job_id = claimed_job(storage, 1)
+    clock = Clock()
+    host, _ = reconciler(storage, "requeue", Watch(clock, watched=3600))
+    # Machine 1 beats until the database goes away, and stays silent after.
+    host.db = unreachable_storage
+    host.reconcile()
+    assert host.watch.watched() == 0 and host.watch.interrupted
+    clock.now += 30
+    host.reconcile()
+    assert host.watch.watched() == 0
+    host.db = storage
+    silence(storage, 1, 120)
+    clock.now += 59
+    host.reconcile()
+    assert not host.watch.interrupted
+    assert storage.jobs.get(job_id)["state"] == "PREPARING"
+    clock.now += 1
+    host.reconcile()
+    assert (storage.jobs.get(job_id)["state"], storage.jobs.get(job_id)["rid"]) == ("QUEUED", 2)
+
+
+def test_a_heartbeat_the_database_could_not_record_starts_the_watch_again(unreachable_storage):
+    clock = Clock()
+    service = MachineService()
+    service.db, service.watch = unreachable_storage, Watch(clock, watched=3600)
+    with pytest.raises(OperationalError):
+        service.heartbeat(1, "m1", 4)
+    assert service.watch.watched() == 0
+
+
+def test_a_refused_statement_is_not_an_outage(database):
+    storage = database.get_dependency(worker_ctx=None)
+    seed(storage, [1])
+    clock = Clock()
+    host, _ = reconciler(storage, "requeue", Watch(clock, watched=3600))
+    host.db = replace(storage, machines=Refusing(storage.machines))
+    host.reconcile()
+    assert host.watch.watched() == 3600 and not host.watch.interrupted
+
+
+class Refusing:
+    """A registry whose ``silent_for`` fails like a bug would, not like a database away."""
+
+    def __init__(self, machines):
+        self.machines = machines
+
+    def silent_for(self, period):
+        raise ValueError("not a database outage")
+
+    def __getattr__(self, name):
+        return getattr(self.machines, name)

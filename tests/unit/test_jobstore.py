@@ -1,5 +1,6 @@
 """JobStore on real databases (the embedded SQLite file and PostgreSQL), no broker."""
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -195,29 +196,36 @@ def test_steps_reported_only_once_ended_still_get_their_run_events(store):
     """Autorun reports a short step once, with its end: the record reads as if it ran."""
     (job_id,) = make_jobs(store)
     store.report(job_id, 7, {"state": "PREPARING", "message": "claimed"}, ["QUEUED"])
-    a_start, b_start = "2026-01-01T00:00:01+00:00", "2026-01-01T00:00:02+00:00"
+    # The steps ran between the claim and this report (microseconds apart).
+    claimed = datetime.now(UTC)
+    a_start, a_end, b_start, b_end = (
+        (claimed + timedelta(microseconds=n)).isoformat() for n in (1, 2, 3, 4)
+    )
     done = store.report(
         job_id,
         7,
         {
             "state": "COMPLETED",
             "steps": {
-                "a": {"state": "DONE", "exit_code": 0, "start_time": a_start},
-                "b": {"state": "DONE", "exit_code": 0, "start_time": b_start},
+                "a": {"state": "DONE", "exit_code": 0, "start_time": a_start, "end_time": a_end},
+                "b": {"state": "DONE", "exit_code": 0, "start_time": b_start, "end_time": b_end},
             },
             "message": "step a done; step b done; results recovered",
         },
         ["PREPARING"],
     )
     assert done["start_time"] == a_start
-    events = [(e["time"], e["state"], e["message"]) for e in store.events(job_id)][2:]
-    assert events[:4] == [
+    # Each step's events at the times it ran, not when the report came: in time order.
+    events = [(e["time"], e["state"], e["message"]) for e in store.events(job_id)]
+    assert [e[2] for e in events[:2]] == ["dispatched", "claimed"]
+    assert events[2:6] == [
         (a_start, "RUNNING", "step a RUNNING"),
-        (events[1][0], "COMPLETED", "step a DONE (exit code 0)"),
+        (a_end, "COMPLETED", "step a DONE (exit code 0)"),
         (b_start, "RUNNING", "step b RUNNING"),
-        (events[3][0], "COMPLETED", "step b DONE (exit code 0)"),
+        (b_end, "COMPLETED", "step b DONE (exit code 0)"),
     ]
-    assert events[4][1:] == ("COMPLETED", "step a done; step b done; results recovered")
+    assert events[6][1:] == ("COMPLETED", "step a done; step b done; results recovered")
+    assert [e[0] for e in events] == sorted(e[0] for e in events)
 
 
 def test_report_many_applies_each_report_on_its_own_in_one_transaction(store):

@@ -12,6 +12,7 @@ from services.central.providers import Database, QueuePublisher
 from services.central.publisher import drain, publish_placed
 from services.central.reconciler import Reconciler
 from services.central.storage.records import now
+from services.central.watch import Watch
 from services.common.errors import MirrorError
 from services.common.names import queue_name
 
@@ -101,6 +102,8 @@ def reconciler(storage, on_machine_lost="requeue", republish_after=60):
             "outbox_after": 0,
         }
     }
+    # Watching for an hour: the grace after a start is over.
+    host.watch = Watch(watched=3600)
     return host, fake
 
 

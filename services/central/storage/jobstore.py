@@ -149,11 +149,13 @@ class JobStore:
         return row.rid
 
     def events(self, job_id, owner=None):
-        """The events of job ``job_id``, oldest first."""
+        """The events of job ``job_id``, oldest first (by time, then as recorded)."""
         with self.Session() as session:
             job_row(session, job_id, owner=owner)
             events = session.scalars(
-                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+                select(JobEvent)
+                .where(JobEvent.job_id == job_id)
+                .order_by(JobEvent.time, JobEvent.id)
             ).all()
             return [event_dict(e) for e in events]
 

@@ -5,7 +5,8 @@ import inspect
 import logging
 
 import eventlet
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +51,12 @@ def retry_disconnects(cls):
             continue
         setattr(cls, name, on_disconnect(member))
     return cls
+
+
+def unreachable(exc):
+    """Whether ``exc`` says the database could not be reached (down, restarting, pool exhausted).
+
+    A refused statement (an integrity or programming error) is not one: the
+    database answered it.
+    """
+    return isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)) or disconnected(exc)

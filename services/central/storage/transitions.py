@@ -85,6 +85,17 @@ def step_event(job_id, stamp, state, step_id, fields, attempt=None):
     return event(job_id, stamp, state, step_id, message, attempt)
 
 
+def event_time(fields, stamp):
+    """When a step's change happened: a step's end at its own end time, else ``stamp``.
+
+    A deferred report carries several steps' runs at once: stamping their ends
+    with its arrival would put one step's end after the next one's start.
+    """
+    if fields["state"] != RUNNING and fields.get("end_time"):
+        return parse_time(fields["end_time"])
+    return stamp
+
+
 def same_columns(step_sets):
     """``{row id: values}`` as lists of parameter sets that set the same columns.
 
@@ -119,7 +130,8 @@ def step_changes(job, steps, changes, stamp, attempt=None):
                 running = {"state": RUNNING}
                 events.append(step_event(job["id"], started, RUNNING, step_id, running, attempt))
             values["state"] = fields["state"]
-            events.append(step_event(job["id"], stamp, state_now, step_id, fields, attempt))
+            when = event_time(fields, stamp)
+            events.append(step_event(job["id"], when, state_now, step_id, fields, attempt))
         if "exit_code" in fields:
             values["exit_code"] = fields["exit_code"]
         for key in ("start_time", "end_time"):
