@@ -21,7 +21,7 @@ from services.agent.slurmexec import executor_of
 from services.agent.steps import base_env
 from services.agent.workspace import Workspace, parse_size
 from services.common.errors import MirrorError
-from services.filestore import FileStore
+from services.filestore import FileStore, FileStoreError
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,8 @@ class AgentRuntime:
         # Jobs warned already that their Progress file never appeared.
         self.progress_warned = set()
         self._beat_sent = False
+        # Deleted jobs whose leftovers are removed here, told to central at the next beat.
+        self._cleaned = set()
         self.recovered = False
         self.recovering = False
         # Outages of central the agent has re-synced after (`Outbox.reconnected`).
@@ -138,6 +140,9 @@ class AgentRuntime:
         if probe.due(self):
             self.spawn(probe.refresh, self)
         extra = {"slurm": self.probe or {}} if self.slurm is not None else {}
+        cleaned = sorted(self._cleaned)
+        if cleaned:
+            extra["cleaned"] = cleaned
         stuck = MirrorError(f"no answer within {self.beat_limit:g}s")
         with eventlet.Timeout(self.beat_limit, stuck):
             answer = self.beats.call(
@@ -153,22 +158,31 @@ class AgentRuntime:
                 **extra,
             )
         self._beat_sent = True
+        self._cleaned.difference_update(cleaned)
         if isinstance(answer, dict) and answer.get("cleanup"):
             self.clean(answer["cleanup"])
 
-    def clean(self, paths):
-        """Remove the job directories central no longer needs; only inside the work root."""
-        busy = {running.job_dir for running in self.running.values()}
-        for path in paths:
-            target = Path(self.workspace.root, str(path)).resolve()
-            root = self.workspace.root.resolve()
-            if target == root or root not in target.parents or str(target) in busy:
-                log.warning(
-                    "Machine<%s> cleanup of %s refused: not a job directory of %s",
-                    self.rid,
-                    path,
-                    root,
-                )
+    def clean(self, job_ids):
+        """Remove the directories and published files of jobs central deleted.
+
+        Each job done is named to central at the next heartbeat, which then
+        stops asking; one whose files could not be removed is asked for again.
+        """
+        for raw in job_ids:
+            try:
+                job_id = int(raw)
+            except (TypeError, ValueError):
+                log.warning("Machine<%s> cleanup of %r refused: not a job id", self.rid, raw)
                 continue
-            shutil.rmtree(target, ignore_errors=True)
-            log.info("Machine<%s> removed %s", self.rid, target)
+            if job_id in self.running or job_id in self._cleaned:
+                continue
+            for path in self.workspace.job_dirs(job_id):
+                shutil.rmtree(path, ignore_errors=True)
+            try:
+                self.files.delete_tree(f"/jobs/{job_id}")
+            except FileStoreError as exc:
+                log.warning("Job<%s> published files not removed yet: %s", job_id, exc)
+                continue
+            self.published.pop(job_id, None)
+            self._cleaned.add(job_id)
+            log.info("Job<%s> directory and published files removed", job_id)

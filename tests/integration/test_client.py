@@ -6,8 +6,10 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from adapters.bundled import package_zip, project_files
 from services.client import (
@@ -41,7 +43,7 @@ def default(autorun_mesh):
     mirror_client._default = None
 
 
-def test_projects_packages_dispatch_and_wait(client, tmp_path):
+def test_projects_packages_dispatch_and_wait(client, autorun_mesh, tmp_path):
     folder = tmp_path / "project"
     (folder / "extra").mkdir(parents=True)
     for name, data in project_files("trivial").items():
@@ -78,9 +80,26 @@ def test_projects_packages_dispatch_and_wait(client, tmp_path):
     assert (machine["rid"], machine["name"], machine["online"]) == (1, "alpha", True)
     assert isinstance(client.ruok(1), dict)
 
-    client.delete(ids[0])
+    # Deleted in central (job.delete): the machine removes its directory and published files at
+    # a heartbeat, says so, and central stops asking.
+    job_dir = Path(client.query(ids[0])["path"])
+    data = Path(autorun_mesh.config["DATA_DIR"])
+    published = data / "ftp" / "jobs" / str(ids[0])
+    assert job_dir.is_dir() and published.is_dir()
+    assert client.call("job", "delete", job_id=ids[0]) == []
     with pytest.raises(MirrorError, match=f"job is not existed , job : {ids[0]}"):
         client.query(ids[0])
+    wait_for(lambda: not job_dir.exists() and not published.exists(), 30, what="leftovers removed")
+    database = sa.create_engine(f"sqlite:///{data / 'mirror.db'}")
+    try:
+
+        def cleanups():
+            with database.connect() as conn:
+                return conn.execute(sa.text("SELECT job_id FROM cleanups")).scalars().all()
+
+        wait_for(lambda: ids[0] not in cleanups(), 30, what="the cleanup reported done")
+    finally:
+        database.dispose()
 
 
 def test_errors_carry_the_server_message(client, autorun_mesh):
