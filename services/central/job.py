@@ -6,9 +6,10 @@ from nameko.dependency_providers import Config
 from nameko.exceptions import RpcTimeout, UnknownService
 
 from services.central.providers import Caller, Database
+from services.central.stopping import stop_job
 from services.common.cluster import DynamicRpc
 from services.common.errors import MirrorError
-from services.common.jobstates import FAILED, FINAL, KILLED, PREPARING, QUEUED
+from services.common.jobstates import FAILED, FINAL, PREPARING, QUEUED
 from services.common.names import service_name
 from services.common.rpc import mirror_rpc, to_int
 
@@ -62,30 +63,8 @@ class JobService:
     @mirror_rpc
     def cancel(self, job_id, reason="cancelled by user"):
         """Stop a job in any unfinished state: queued ones here, others on their machine."""
-        job_id = to_int(job_id, "job_id")
-        job = self.db.jobs.get(job_id, owner=self.caller.scope)
-        if job["state"] in FINAL:
-            raise MirrorError(f"job not running , jobid : {job_id}")
-        if job["state"] == QUEUED and self.db.jobs.cancel_queued(job_id, reason):
-            return []
-        if not self.db.machines.is_online(job["rid"]):
-            # Nobody would take the call: the job is stopped here, and a machine
-            # that comes back finds it KILLED and stops what is left of it.
-            self._killed_without_machine(job, f"{reason}; resource machine {job['rid']} is offline")
-            return []
-        kill = service_name("jobkill", job["rid"])
-        timeout = float(self.config["RPC"]["timeout"])
-        try:
-            code, value = self.services.call(kill, "do", {"job_id": job_id}, timeout)
-        except (UnknownService, RpcTimeout) as exc:
-            # The machine is gone: the job can no longer be reached, record it stopped.
-            self._killed_without_machine(
-                job,
-                f"{reason}; resource machine {job['rid']} did not answer ({type(exc).__name__})",
-            )
-            return []
-        if code != 0:
-            raise MirrorError(value)
+        job = self.db.jobs.get(to_int(job_id, "job_id"), owner=self.caller.scope)
+        stop_job(self.db, self.services, float(self.config["RPC"]["timeout"]), job, reason)
         return []
 
     @mirror_rpc
@@ -119,12 +98,6 @@ class JobService:
         if code != 0:
             raise MirrorError(value)
         return value
-
-    def _killed_without_machine(self, job, reason):
-        self.db.jobs.report(
-            job["job_id"], None, {"state": KILLED, "error": reason, "message": reason}
-        )
-        log.warning("Job<%s> marked killed without its machine: %s", job["job_id"], reason)
 
     @mirror_rpc
     def delete(self, job_id):

@@ -17,6 +17,7 @@ from services.central.storage.outbox import Outbox
 from services.central.storage.registry import Registry
 from services.central.storage.requests import RequestLog
 from services.central.storage.submissions import Submissions
+from services.central.storage.sweeps import SweepStore
 from services.central.storage.users import Users
 from services.common.identity import identity_of
 from services.common.names import JOBS_EXCHANGE, job_queue
@@ -40,6 +41,7 @@ class Storage:
     outbox: Outbox
     submissions: Submissions
     users: Users
+    sweeps: SweepStore
 
 
 class Database(DependencyProvider):
@@ -60,6 +62,7 @@ class Database(DependencyProvider):
             outbox=Outbox(Session),
             submissions=Submissions(catalog),
             users=Users(Session),
+            sweeps=SweepStore(Session),
         )
 
     def stop(self):

@@ -6,6 +6,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from db.models import Cleanup, Job, JobEvent, JobStep
 from services.central.storage import outbox
+from services.central.storage.policies import SWEEPS
 from services.central.storage.records import (
     JOBS,
     STEPS,
@@ -25,6 +26,20 @@ from services.common.jobstates import ACTIVE, KILLED, PENDING, QUEUED, STATES, S
 log = logging.getLogger(__name__)
 
 INSERT_STEPS = insert(STEPS)
+
+
+def new_sweep(db, owner, stamp, kind="dispatch", p_id=None, c_id=None, para_name=""):
+    """Insert a ``sweeps`` row on connection ``db``; answer its id."""
+    values = {
+        "owner": owner,
+        "project_id": p_id,
+        "package_id": c_id,
+        "para_name": para_name,
+        "kind": kind,
+        "max_running": 0,
+        "created": stamp,
+    }
+    return db.execute(insert(SWEEPS).values(**values).returning(SWEEPS.c.id)).scalar()
 
 
 @retry_disconnects
@@ -48,6 +63,7 @@ class JobStore:
         owner=LOCAL_NAME,
         within=None,
         pinned=False,
+        sweep=None,
     ):
         """Insert one job per state (with its steps and first event); return the ids.
 
@@ -56,7 +72,9 @@ class JobStore:
         ``extra`` holds column values shared by every job (a script submission's);
         ``owner`` is the user the jobs belong to; ``pinned`` jobs wait for their
         machine; ``within(connection, ids)`` runs in the same transaction (it
-        records the request that created them).
+        records the request that created them). ``sweep`` is the id of the
+        sweep the jobs join, or the ``sweeps`` columns of a new one (made in
+        the same transaction), or None.
         """
         stamp = now()
         rows = [
@@ -88,6 +106,10 @@ class JobStore:
             # Core inserts on the session's connection: the ORM's bulk layer
             # costs more than the SQL. The ids come back in the order of ``rows``.
             db = session.connection()
+            if isinstance(sweep, dict):
+                sweep = new_sweep(db, owner, stamp, **sweep)
+            for row in rows:
+                row["sweep_id"] = sweep
             returning = insert(JOBS).returning(JOBS.c.id, sort_by_parameter_order=True)
             ids = list(db.execute(returning, rows).scalars())
             db.execute(

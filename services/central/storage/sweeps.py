@@ -1,0 +1,331 @@
+"""Sweeps: reads and writes of the jobs of one dispatch taken together."""
+
+import logging
+
+from sqlalchemy import delete, func, insert, select, update
+
+from db.models import Cleanup
+from services.central.storage import outbox, policies
+from services.central.storage.policies import SWEEPS
+from services.central.storage.records import EVENTS, JOBS, STEPS, iso, now, summary
+from services.central.storage.retry import retry_disconnects
+from services.common.errors import MirrorError, sweep_missing
+from services.common.jobstates import ACTIVE, FINAL, QUEUED, STATES, STEP_RESET
+from services.common.where import matcher
+
+log = logging.getLogger(__name__)
+
+# Jobs read per round when a ``where`` filter runs over a sweep's parameters.
+SCAN = 2000
+# Finished jobs whose durations make the completion estimate.
+RECENT = 1000
+# Parameter values listed per parameter in a failure summary.
+MAX_VALUES = 50
+
+
+def sweep_dict(row, counts):
+    """The short form of a sweep, with its job counts per state."""
+    total = sum(counts.values())
+    done = sum(n for state, n in counts.items() if state in FINAL)
+    return {
+        "sweep_id": row["id"],
+        "owner": row["owner"],
+        "p_id": row["project_id"],
+        "c_id": row["package_id"],
+        "para_name": row["para_name"],
+        "kind": row["kind"],
+        "max_running": row["max_running"],
+        "created": iso(row["created"]),
+        "total": total,
+        "done": done,
+        "states": {state: counts.get(state, 0) for state in STATES},
+    }
+
+
+def check_states(states):
+    """Job states as a list, refusing an unknown one."""
+    if isinstance(states, str):
+        states = states.split(",")
+    states = [str(s).strip().upper() for s in states or () if str(s).strip()]
+    unknown = set(states) - set(STATES)
+    if unknown:
+        raise MirrorError(f"unknown job state {sorted(unknown)[0]!r}; one of {', '.join(STATES)}")
+    return states
+
+
+@retry_disconnects
+class SweepStore:
+    """Every read and write that takes a sweep's jobs together."""
+
+    def __init__(self, sessionmaker):
+        self.Session = sessionmaker
+
+    def require(self, sweep_id, owner=None, kind=None):
+        """The sweep's row; one of someone else (or of another ``kind``) answers as missing."""
+        with self.Session() as session:
+            return self._row(session, sweep_id, owner, kind)
+
+    @staticmethod
+    def _row(db, sweep_id, owner=None, kind=None):
+        row = db.execute(select(SWEEPS).where(SWEEPS.c.id == sweep_id)).mappings().first()
+        if row is None or (owner is not None and row["owner"] != owner):
+            raise sweep_missing(sweep_id)
+        if kind is not None and row["kind"] != kind:
+            raise MirrorError(f"sweep {sweep_id} is a {row['kind']} sweep, not a {kind} one")
+        return dict(row)
+
+    @staticmethod
+    def _counts(db, sweep_ids):
+        out = {sweep_id: {} for sweep_id in sweep_ids}
+        if sweep_ids:
+            query = (
+                select(JOBS.c.sweep_id, JOBS.c.state, func.count())
+                .where(JOBS.c.sweep_id.in_(list(sweep_ids)))
+                .group_by(JOBS.c.sweep_id, JOBS.c.state)
+            )
+            for sweep_id, state, count in db.execute(query):
+                out[sweep_id][state] = count
+        return out
+
+    def list(self, owner=None, p_id=None, limit=100):
+        """Sweeps newest first, with their counts per state."""
+        query = select(SWEEPS).order_by(SWEEPS.c.id.desc()).limit(limit)
+        if owner is not None:
+            query = query.where(SWEEPS.c.owner == owner)
+        if p_id is not None:
+            query = query.where(SWEEPS.c.project_id == p_id)
+        with self.Session() as session:
+            rows = list(session.execute(query).mappings())
+            counts = self._counts(session, [row["id"] for row in rows])
+        return [sweep_dict(row, counts[row["id"]]) for row in rows]
+
+    def query(self, sweep_id, owner=None):
+        """The sweep with counts per state and step, progress, estimate and failure summary."""
+        with self.Session() as session:
+            row = self._row(session, sweep_id, owner)
+            out = sweep_dict(row, self._counts(session, [sweep_id])[sweep_id])
+            out["steps"] = self._step_counts(session, sweep_id)
+            first, last, running = session.execute(
+                select(
+                    func.min(JOBS.c.submit_time),
+                    func.max(JOBS.c.end_time),
+                    func.count().filter(JOBS.c.state.in_(ACTIVE)),
+                ).where(JOBS.c.sweep_id == sweep_id)
+            ).one()
+            out["first_submit"], out["last_end"] = iso(first), iso(last)
+            out["running"] = running
+            out["estimate"] = self._estimate(session, sweep_id, out)
+            out["failures"] = self._failures(session, sweep_id)
+        return out
+
+    @staticmethod
+    def _step_counts(db, sweep_id):
+        query = (
+            select(STEPS.c.step_id, STEPS.c.state, func.count())
+            .join(JOBS, JOBS.c.id == STEPS.c.job_id)
+            .where(JOBS.c.sweep_id == sweep_id)
+            .group_by(STEPS.c.step_id, STEPS.c.state)
+        )
+        out = {}
+        for step_id, state, count in db.execute(query):
+            out.setdefault(step_id, {})[state] = count
+        return out
+
+    @staticmethod
+    def _estimate(db, sweep_id, sweep):
+        """Mean duration of recently finished jobs, and when the rest should be done."""
+        rows = db.execute(
+            select(JOBS.c.start_time, JOBS.c.end_time)
+            .where(
+                JOBS.c.sweep_id == sweep_id,
+                JOBS.c.state.in_(list(FINAL)),
+                JOBS.c.start_time.is_not(None),
+                JOBS.c.end_time.is_not(None),
+            )
+            .order_by(JOBS.c.end_time.desc())
+            .limit(RECENT)
+        ).all()
+        remaining = sweep["total"] - sweep["done"]
+        if not rows:
+            return {"mean_seconds": None, "remaining_seconds": None if remaining else 0}
+        durations = [(end - start).total_seconds() for start, end in rows]
+        mean = sum(durations) / len(durations)
+        # Jobs run side by side: the rate at which these ended, not their mean length.
+        span = (rows[0][1] - min(start for start, _ in rows)).total_seconds()
+        rate = len(rows) / span if span > 0 else None
+        left = remaining / rate if rate else remaining * mean
+        return {"mean_seconds": round(mean, 3), "remaining_seconds": round(left, 1)}
+
+    @staticmethod
+    def _failures(db, sweep_id):
+        """Failures grouped by error, and for each multi-state parameter the rate per value."""
+        by_error = db.execute(
+            select(JOBS.c.error, func.count())
+            .where(JOBS.c.sweep_id == sweep_id, JOBS.c.state == "FAILED")
+            .group_by(JOBS.c.error)
+            .order_by(func.count().desc())
+            .limit(20)
+        ).all()
+        out = {
+            "by_error": [{"error": error or "", "count": count} for error, count in by_error],
+            "by_parameter": {},
+        }
+        if not by_error:
+            return out
+        tally = {}
+        for params, state in db.execute(
+            select(JOBS.c.params, JOBS.c.state).where(JOBS.c.sweep_id == sweep_id)
+        ):
+            for name, value in (params or {}).items():
+                entry = tally.setdefault(name, {}).setdefault(str(value), [0, 0])
+                entry[0] += 1
+                entry[1] += state == "FAILED"
+        for name, values in sorted(tally.items()):
+            if len(values) < 2:
+                continue
+            rows = [
+                {"value": v, "jobs": n, "failed": f, "rate": round(f / n, 3)}
+                for v, (n, f) in values.items()
+            ]
+            rows.sort(key=lambda r: (-r["rate"], r["value"]))
+            out["by_parameter"][name] = rows[:MAX_VALUES]
+        return out
+
+    def jobs(self, sweep_id, owner=None, state=None, where=None, limit=100, after=0):
+        """Summaries (with parameters) of the sweep's jobs past id ``after``, oldest first."""
+        keep = matcher(where)
+        states = check_states(state) if state is not None else None
+        out = []
+        with self.Session() as session:
+            self._row(session, sweep_id, owner)
+            while len(out) < limit:
+                query = (
+                    select(JOBS)
+                    .where(JOBS.c.sweep_id == sweep_id, JOBS.c.id > after)
+                    .order_by(JOBS.c.id)
+                    .limit(SCAN if where is not None else limit - len(out))
+                )
+                if states is not None:
+                    query = query.where(JOBS.c.state.in_(states))
+                rows = list(session.execute(query).mappings())
+                for row in rows:
+                    if keep(row["params"]):
+                        out.append({**summary(row), "params": row["params"]})
+                        if len(out) == limit:
+                            break
+                if not rows or where is None:
+                    break
+                after = rows[-1]["id"]
+        return out
+
+    def targets(self, sweep_id, owner=None, states=None, where=None):
+        """``(job_id, state)`` of the sweep's jobs in ``states`` that ``where`` matches."""
+        keep = matcher(where)
+        query = select(JOBS.c.id, JOBS.c.state, JOBS.c.params).where(JOBS.c.sweep_id == sweep_id)
+        if states is not None:
+            query = query.where(JOBS.c.state.in_(list(states)))
+        with self.Session() as session:
+            self._row(session, sweep_id, owner)
+            rows = session.execute(query.order_by(JOBS.c.id)).all()
+        return [(job_id, state) for job_id, state, params in rows if keep(params)]
+
+    def retry(self, job_ids, states, reason):
+        """Queue finished jobs again as a new attempt of the same ids; answer those queued.
+
+        Unpinned jobs go back unplaced, for any machine with room; pinned ones
+        to their machine's outbox. Their events stay: the history is kept.
+        """
+        stamp = now()
+        queued = []
+        with self.Session.begin() as session:
+            db = session.connection()
+            for part in outbox.chunks(job_ids):
+                rows = db.execute(
+                    select(JOBS.c.id, JOBS.c.rid, JOBS.c.pinned, JOBS.c.ncpus)
+                    .where(JOBS.c.id.in_(part), JOBS.c.state.in_(list(states)))
+                    .with_for_update()
+                ).all()
+                for job_id, rid, pinned, ncpus in rows:
+                    keep_rid = rid if pinned else None
+                    db.execute(
+                        update(JOBS)
+                        .where(JOBS.c.id == job_id)
+                        .values(
+                            state=QUEUED,
+                            rid=keep_rid,
+                            published_at=stamp if keep_rid is not None else None,
+                            step=None,
+                            path=None,
+                            pid=None,
+                            pid_start=None,
+                            process={},
+                            result={},
+                            error=None,
+                            start_time=None,
+                            end_time=None,
+                            updated=stamp,
+                        )
+                    )
+                    if keep_rid is not None:
+                        outbox.add(db, [(job_id, keep_rid, ncpus)], stamp)
+                    queued.append(job_id)
+                if rows:
+                    ids = [r[0] for r in rows]
+                    db.execute(update(STEPS).where(STEPS.c.job_id.in_(ids)).values(**STEP_RESET))
+                    db.execute(
+                        insert(EVENTS),
+                        [
+                            {"job_id": i, "time": stamp, "state": QUEUED, "message": reason}
+                            for i in ids
+                        ],
+                    )
+        return queued
+
+    def throttle(self, sweep_id, max_running, owner=None):
+        """Set the sweep's ``max_running``; answer the waiting jobs it now has room for."""
+        stamp = now()
+        with self.Session.begin() as session:
+            db = session.connection()
+            self._row(db, sweep_id, owner)
+            db.execute(
+                update(SWEEPS).where(SWEEPS.c.id == sweep_id).values(max_running=max_running)
+            )
+            return policies.release(db, sweep_id, stamp, lifted=True)
+
+    def delete(self, sweep_id, owner=None):
+        """Delete the sweep and its jobs, all finished or queued; answer how many jobs went.
+
+        Machines remove the directories of deleted jobs when they are back
+        (``cleanups``). Refused while any job is under way.
+        """
+        stamp = now()
+        with self.Session.begin() as session:
+            db = session.connection()
+            self._row(db, sweep_id, owner)
+            busy = db.execute(
+                select(func.count()).where(JOBS.c.sweep_id == sweep_id, JOBS.c.state.in_(ACTIVE))
+            ).scalar()
+            if busy:
+                raise MirrorError(
+                    f"sweep {sweep_id} has {busy} job(s) under way; kill them first "
+                    "or delete with force=1"
+                )
+            rows = db.execute(
+                select(JOBS.c.id, JOBS.c.rid, JOBS.c.path).where(JOBS.c.sweep_id == sweep_id)
+            ).all()
+            ids = [r[0] for r in rows]
+            for part in outbox.chunks(ids):
+                db.execute(delete(EVENTS).where(EVENTS.c.job_id.in_(part)))
+                db.execute(delete(STEPS).where(STEPS.c.job_id.in_(part)))
+                db.execute(delete(outbox.OUTBOX).where(outbox.OUTBOX.c.job_id.in_(part)))
+                db.execute(delete(JOBS).where(JOBS.c.id.in_(part)))
+            cleanups = [
+                {"job_id": job_id, "rid": rid, "created": stamp}
+                for job_id, rid, path in rows
+                if rid is not None and path is not None
+            ]
+            if cleanups:
+                db.execute(insert(Cleanup.__table__), cleanups)
+            db.execute(delete(SWEEPS).where(SWEEPS.c.id == sweep_id))
+        log.info("Sweep<%s> deleted with %d job(s)", sweep_id, len(ids))
+        return len(ids)
