@@ -2,6 +2,7 @@
 
 import pytest
 
+from services.client import Mirror, MirrorError
 from tests.integration.sweeps import steps_package, wait_all
 from tests.mesh import Mesh, wait_for
 
@@ -251,3 +252,21 @@ def test_bad_retry_policies_are_refused_at_dispatch(mesh, params, problem):
     p_id = mesh.add_project("policy", {"para.xml": para(x=range(1), **params)})
     code, message = mesh.rpc("jobdispatch", "do", p_id=p_id, c_id=c_id)
     assert code == -1 and problem in message
+
+
+def test_the_python_client(mesh):
+    sweep_id, ids = dispatch(mesh, "client", "test {x} != 2 || exit 4", x=range(5))
+    with Mirror(mesh.config["AMQP_URI"], mesh.exchange, timeout=20) as client:
+        assert client.sweep_of(ids[0]) == sweep_id
+        done = client.wait_sweep(sweep_id, interval=0.2, timeout=60)
+        assert (done["done"], done["states"]["FAILED"]) == (5, 1)
+        assert sweep_id in [s["sweep_id"] for s in client.sweeps()]
+        assert [j["job_id"] for j in client.iter_sweep_jobs(sweep_id, page=2)] == ids
+        assert [j["job_id"] for j in client.sweep_jobs(sweep_id, state=["FAILED"])] == [ids[2]]
+        assert [j["job_id"] for j in client.iter_sweep_jobs(sweep_id, where="x >= 3")] == ids[3:]
+        assert client.sweep_retry(sweep_id, where="x == 2") == [ids[2]]
+        assert client.sweep_throttle(sweep_id, 3)["max_running"] == 3
+        with pytest.raises(MirrorError, match="where: expected"):
+            client.sweep_kill(sweep_id, where="x in 1")
+        client.wait_sweep(sweep_id, interval=0.2, timeout=60)
+        assert client.sweep_delete(sweep_id) == {"deleted": 5}
