@@ -270,3 +270,21 @@ def test_the_python_client(mesh):
             client.sweep_kill(sweep_id, where="x in 1")
         client.wait_sweep(sweep_id, interval=0.2, timeout=60)
         assert client.sweep_delete(sweep_id) == {"deleted": 5}
+
+
+def test_script_submissions_make_a_sweep_or_join_one(mesh):
+    first = mesh.ok("jobdispatch", "submit", script="true", name="batch-1")
+    sweep_id = mesh.ok("job", "query", job_id=first)["sweep_id"]
+    second = mesh.ok("jobdispatch", "submit", script="true", name="batch-2", sweep_id=sweep_id)
+    alone = mesh.ok("jobdispatch", "submit", script="true", name="alone")
+    assert mesh.ok("job", "query", job_id=second)["sweep_id"] == sweep_id
+    assert mesh.ok("job", "query", job_id=alone)["sweep_id"] not in (None, sweep_id)
+    wait_all(mesh, [first, second, alone])
+    sweep = mesh.ok("sweep", "query", sweep_id=sweep_id)
+    assert (sweep["kind"], sweep["total"], sweep["states"]["COMPLETED"]) == ("submit", 2, 2)
+
+    dispatched, _ = dispatch(mesh, "notbatch", "true", x=range(1))
+    code, message = mesh.rpc("jobdispatch", "submit", script="true", sweep_id=dispatched)
+    assert (code, message) == (-1, f"sweep {dispatched} is a dispatch sweep, not a submit one")
+    code, message = mesh.rpc("jobdispatch", "submit", script="true", sweep_id=999999)
+    assert (code, message) == (-1, "sweep is not existed , sweep : 999999")
