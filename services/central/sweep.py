@@ -5,7 +5,9 @@ as missing.
 """
 
 import logging
+import time
 
+import eventlet
 from nameko.dependency_providers import Config
 
 from services.central import publisher
@@ -78,10 +80,10 @@ class SweepService:
     @mirror_rpc
     def kill(self, sweep_id, where=None):
         """Stop the sweep's unfinished jobs (those ``where`` matches); answer their ids."""
-        sweep_id = to_int(sweep_id, "sweep_id")
-        targets = self.db.sweeps.targets(
-            sweep_id, self.caller.scope, (QUEUED, *ACTIVE), check_where(where)
-        )
+        return self._kill(to_int(sweep_id, "sweep_id"), check_where(where))
+
+    def _kill(self, sweep_id, where):
+        targets = self.db.sweeps.targets(sweep_id, self.caller.scope, (QUEUED, *ACTIVE), where)
         timeout = float(self.config["RPC"]["timeout"])
         stopped, errors = [], []
         for job_id, _ in targets:
@@ -129,8 +131,11 @@ class SweepService:
     def delete(self, sweep_id, force=0):
         """Delete the sweep and its jobs; ``force`` kills its unfinished jobs first."""
         sweep_id = to_int(sweep_id, "sweep_id")
-        if to_int(force, "force"):
-            self.kill(sweep_id)  # answers [code, value]; a refusal shows in delete below
+        if to_int(force, "force") and self._kill(sweep_id, None):
+            # Machines report their kills in their own time: wait a while for them.
+            deadline = time.monotonic() + float(self.config["RPC"]["timeout"])
+            while self.db.sweeps.running(sweep_id) and time.monotonic() < deadline:
+                eventlet.sleep(0.2)
         return {"deleted": self.db.sweeps.delete(sweep_id, owner=self.caller.scope)}
 
     @mirror_rpc

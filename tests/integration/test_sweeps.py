@@ -214,6 +214,17 @@ def test_kill_part_of_a_sweep_then_delete_it(mesh):
     assert (code, message) == (-1, f"job is not existed , job : {ids[0]}")
 
 
+def test_delete_with_force_kills_first(mesh):
+    sweep_id, ids = dispatch(mesh, "forced", "sleep 60", x=range(2))
+    wait_for(
+        lambda: mesh.ok("sweep", "query", sweep_id=sweep_id)["running"] == 2,
+        60,
+        what="two jobs claimed",
+    )
+    assert mesh.ok("sweep", "delete", sweep_id=sweep_id, force=1) == {"deleted": 2}
+    assert refused(mesh, "query", sweep_id=sweep_id) == f"sweep is not existed , sweep : {sweep_id}"
+
+
 def test_automatic_retries_after_a_failed_first_attempt(mesh):
     marks = mesh.shared / "marks"
     marks.mkdir()

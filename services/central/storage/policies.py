@@ -40,9 +40,11 @@ def check_throttle(db, job):
     """
     if job["sweep_id"] is None:
         return
-    limit = db.execute(
-        select(SWEEPS.c.max_running).where(SWEEPS.c.id == job["sweep_id"]).with_for_update()
-    ).scalar()
+    query = select(SWEEPS.c.max_running).where(SWEEPS.c.id == job["sweep_id"])
+    # Unthrottled sweeps take no lock: their claims must not wait on each other.
+    if not db.execute(query).scalar():
+        return
+    limit = db.execute(query.with_for_update()).scalar()
     if not limit:
         return
     if running_in(db, job["sweep_id"]) >= limit:

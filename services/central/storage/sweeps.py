@@ -281,6 +281,11 @@ class SweepStore:
                     )
         return queued
 
+    def running(self, sweep_id):
+        """How many of the sweep's jobs an agent holds now."""
+        with self.Session() as session:
+            return policies.running_in(session, sweep_id)
+
     def throttle(self, sweep_id, max_running, owner=None):
         """Set the sweep's ``max_running``; answer the waiting jobs it now has room for."""
         stamp = now()
