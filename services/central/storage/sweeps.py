@@ -16,7 +16,7 @@ from services.common.where import matcher
 log = logging.getLogger(__name__)
 
 # Jobs read per round when a ``where`` filter runs over a sweep's parameters.
-SCAN = 2000
+SCAN = 20000
 # Finished jobs whose durations make the completion estimate.
 RECENT = 1000
 # Parameter values listed per parameter in a failure summary.
@@ -172,51 +172,74 @@ class SweepStore:
         }
         if not by_error:
             return out
-        tally = {}
-        for params, state in db.execute(
-            select(JOBS.c.params, JOBS.c.state).where(JOBS.c.sweep_id == sweep_id)
-        ):
-            for name, value in (params or {}).items():
-                entry = tally.setdefault(name, {}).setdefault(str(value), [0, 0])
-                entry[0] += 1
-                entry[1] += state == "FAILED"
-        for name, values in sorted(tally.items()):
-            if len(values) < 2:
+        # Every job of a dispatch has the same parameter names: those of its first.
+        first = db.execute(
+            select(JOBS.c.params).where(JOBS.c.sweep_id == sweep_id).order_by(JOBS.c.id).limit(1)
+        ).scalar()
+        failed = func.count().filter(JOBS.c.state == "FAILED")
+        for name in sorted(first or {}):
+            # Grouped in the database on the parameter's text: no job is loaded.
+            value = JOBS.c.params[name].as_string()
+            rows = db.execute(
+                select(value, func.count(), failed)
+                .where(JOBS.c.sweep_id == sweep_id)
+                .group_by(value)
+            ).all()
+            if len(rows) < 2:
                 continue
-            rows = [
-                {"value": v, "jobs": n, "failed": f, "rate": round(f / n, 3)}
-                for v, (n, f) in values.items()
+            entries = [
+                {
+                    "value": "" if v is None else str(v),
+                    "jobs": n,
+                    "failed": f,
+                    "rate": round(f / n, 3),
+                }
+                for v, n, f in rows
             ]
-            rows.sort(key=lambda r: (-r["rate"], r["value"]))
-            out["by_parameter"][name] = rows[:MAX_VALUES]
+            entries.sort(key=lambda r: (-r["rate"], r["value"]))
+            out["by_parameter"][name] = entries[:MAX_VALUES]
         return out
 
     def jobs(self, sweep_id, owner=None, state=None, where=None, limit=100, after=0):
         """Summaries (with parameters) of the sweep's jobs past id ``after``, oldest first."""
         keep = matcher(where)
         states = check_states(state) if state is not None else None
-        out = []
         with self.Session() as session:
             self._row(session, sweep_id, owner)
-            while len(out) < limit:
+            if where is None:
                 query = (
                     select(JOBS)
                     .where(JOBS.c.sweep_id == sweep_id, JOBS.c.id > after)
                     .order_by(JOBS.c.id)
-                    .limit(SCAN if where is not None else limit - len(out))
+                    .limit(limit)
                 )
                 if states is not None:
                     query = query.where(JOBS.c.state.in_(states))
-                rows = list(session.execute(query).mappings())
-                for row in rows:
-                    if keep(row["params"]):
-                        out.append({**summary(row), "params": row["params"]})
-                        if len(out) == limit:
-                            break
-                if not rows or where is None:
+                rows = session.execute(query).mappings()
+                return [{**summary(row), "params": row["params"]} for row in rows]
+            # Only ids and parameters while filtering; the full rows of the matches after.
+            found = []
+            while len(found) < limit:
+                query = (
+                    select(JOBS.c.id, JOBS.c.params)
+                    .where(JOBS.c.sweep_id == sweep_id, JOBS.c.id > after)
+                    .order_by(JOBS.c.id)
+                    .limit(SCAN)
+                )
+                if states is not None:
+                    query = query.where(JOBS.c.state.in_(states))
+                rows = session.execute(query).all()
+                found += [job_id for job_id, params in rows if keep(params)]
+                if len(rows) < SCAN:
                     break
-                after = rows[-1]["id"]
-        return out
+                after = rows[-1][0]
+            found = found[:limit]
+            if not found:
+                return []
+            rows = session.execute(
+                select(JOBS).where(JOBS.c.id.in_(found)).order_by(JOBS.c.id)
+            ).mappings()
+            return [{**summary(row), "params": row["params"]} for row in rows]
 
     def targets(self, sweep_id, owner=None, states=None, where=None):
         """``(job_id, state)`` of the sweep's jobs in ``states`` that ``where`` matches."""
