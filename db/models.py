@@ -220,6 +220,8 @@ class Sweep(Base):
     kind: Mapped[str] = mapped_column(String(20), default="dispatch")
     # At most this many of its jobs past QUEUED at once (0: no limit).
     max_running: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Jobs per value of each parameter that varies, counted at dispatch.
+    value_counts: Mapped[dict | None] = mapped_column(JSON)
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 

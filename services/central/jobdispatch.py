@@ -18,6 +18,7 @@ from services.central.providers import Caller, Database, JobQueues
 from services.central.publisher import publish_placed
 from services.central.requests import Requests, idempotent
 from services.central.storage.policies import check_policy
+from services.central.storage.sweeps import value_counts
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
 from services.config import DEFAULTS
@@ -70,7 +71,13 @@ class JobDispatchService:
             owner=caller.name,
             within=self.requests.record,
             pinned=rid is not None,
-            sweep={"kind": "dispatch", "p_id": p_id, "c_id": c_id, "para_name": para_name},
+            sweep={
+                "kind": "dispatch",
+                "p_id": p_id,
+                "c_id": c_id,
+                "para_name": para_name,
+                "value_counts": value_counts(states),
+            },
         )
         self._publish(ids, states, placements)
         log.info("Project<%s> dispatched with CalcPackage<%s>: %d job(s)", p_id, c_id, len(ids))

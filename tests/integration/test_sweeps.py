@@ -71,7 +71,7 @@ def test_a_dispatch_is_one_sweep_with_counts_steps_and_estimate(mesh):
     assert listed[0]["sweep_id"] == sweep_id and listed[0]["total"] == 6
     sweep = mesh.ok("sweep", "query", sweep_id=sweep_id)
     assert sweep["states"]["COMPLETED"] == 6 and sweep["done"] == sweep["total"] == 6
-    assert sweep["steps"] == {"s": {"DONE": 6}}
+    assert sweep["steps"] == {"s": {"COMPLETED": 6}}
     assert sweep["first_submit"] and sweep["last_end"] >= sweep["first_submit"]
     assert sweep["estimate"]["mean_seconds"] is not None
     assert sweep["estimate"]["remaining_seconds"] == 0

@@ -28,6 +28,7 @@ def upgrade():
         sa.Column("para_name", sa.String(length=500), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("max_running", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("value_counts", sa.JSON(), nullable=True),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sqlite_autoincrement=True,

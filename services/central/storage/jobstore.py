@@ -6,7 +6,6 @@ from sqlalchemy import delete, func, insert, select, update
 
 from db.models import Cleanup, Job, JobEvent, JobStep
 from services.central.storage import outbox
-from services.central.storage.policies import SWEEPS
 from services.central.storage.records import (
     JOBS,
     STEPS,
@@ -18,6 +17,7 @@ from services.central.storage.records import (
     summary,
 )
 from services.central.storage.retry import retry_disconnects
+from services.central.storage.sweeps import new_sweep
 from services.central.storage.transitions import INSERT_EVENTS, apply_report, check_owner
 from services.common.errors import MirrorError, job_missing
 from services.common.identity import LOCAL_NAME
@@ -26,20 +26,6 @@ from services.common.jobstates import ACTIVE, KILLED, PENDING, QUEUED, STATES, S
 log = logging.getLogger(__name__)
 
 INSERT_STEPS = insert(STEPS)
-
-
-def new_sweep(db, owner, stamp, kind="dispatch", p_id=None, c_id=None, para_name=""):
-    """Insert a ``sweeps`` row on connection ``db``; answer its id."""
-    values = {
-        "owner": owner,
-        "project_id": p_id,
-        "package_id": c_id,
-        "para_name": para_name,
-        "kind": kind,
-        "max_running": 0,
-        "created": stamp,
-    }
-    return db.execute(insert(SWEEPS).values(**values).returning(SWEEPS.c.id)).scalar()
 
 
 @retry_disconnects

@@ -1,5 +1,6 @@
 """Sweeps: reads and writes of the jobs of one dispatch taken together."""
 
+import json
 import logging
 
 from sqlalchemy import delete, func, insert, select, update
@@ -21,6 +22,39 @@ SCAN = 20000
 RECENT = 1000
 # Parameter values listed per parameter in a failure summary.
 MAX_VALUES = 50
+
+
+def value_text(value):
+    """A parameter value as the database reads it out of the JSON column (``->>``)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def value_counts(states):
+    """``{name: {value text: jobs}}`` of the parameters that vary across ``states``."""
+    counts = {}
+    for state in states:
+        for name, value in state.params.items():
+            entry = counts.setdefault(name, {})
+            text = value_text(value)
+            entry[text] = entry.get(text, 0) + 1
+    return {name: values for name, values in counts.items() if len(values) > 1}
+
+
+def new_sweep(
+    db, owner, stamp, kind="dispatch", p_id=None, c_id=None, para_name="", value_counts=None
+):
+    """Insert a ``sweeps`` row on connection ``db``; answer its id."""
+    values = {
+        "value_counts": value_counts,
+        "owner": owner,
+        "project_id": p_id,
+        "package_id": c_id,
+        "para_name": para_name,
+        "kind": kind,
+        "max_running": 0,
+        "created": stamp,
+    }
+    return db.execute(insert(SWEEPS).values(**values).returning(SWEEPS.c.id)).scalar()
 
 
 def sweep_dict(row, counts):
@@ -103,32 +137,31 @@ class SweepStore:
         """The sweep with counts per state and step, progress, estimate and failure summary."""
         with self.Session() as session:
             row = self._row(session, sweep_id, owner)
-            out = sweep_dict(row, self._counts(session, [sweep_id])[sweep_id])
-            out["steps"] = self._step_counts(session, sweep_id)
-            first, last, running = session.execute(
+            # One pass over the sweep's jobs: counts per state and step, and times.
+            counts, steps, first, last = {}, {}, None, None
+            for state, step, count, submitted, ended in session.execute(
                 select(
+                    JOBS.c.state,
+                    JOBS.c.step,
+                    func.count(),
                     func.min(JOBS.c.submit_time),
                     func.max(JOBS.c.end_time),
-                    func.count().filter(JOBS.c.state.in_(ACTIVE)),
-                ).where(JOBS.c.sweep_id == sweep_id)
-            ).one()
+                )
+                .where(JOBS.c.sweep_id == sweep_id)
+                .group_by(JOBS.c.state, JOBS.c.step)
+            ):
+                counts[state] = counts.get(state, 0) + count
+                if step is not None:
+                    steps.setdefault(step, {})[state] = count
+                first = submitted if first is None or submitted < first else first
+                if ended is not None and (last is None or ended > last):
+                    last = ended
+            out = sweep_dict(row, counts)
+            out["steps"] = steps
             out["first_submit"], out["last_end"] = iso(first), iso(last)
-            out["running"] = running
+            out["running"] = sum(counts.get(state, 0) for state in ACTIVE)
             out["estimate"] = self._estimate(session, sweep_id, out)
-            out["failures"] = self._failures(session, sweep_id)
-        return out
-
-    @staticmethod
-    def _step_counts(db, sweep_id):
-        query = (
-            select(STEPS.c.step_id, STEPS.c.state, func.count())
-            .join(JOBS, JOBS.c.id == STEPS.c.job_id)
-            .where(JOBS.c.sweep_id == sweep_id)
-            .group_by(STEPS.c.step_id, STEPS.c.state)
-        )
-        out = {}
-        for step_id, state, count in db.execute(query):
-            out.setdefault(step_id, {})[state] = count
+            out["failures"] = self._failures(session, sweep_id, row["value_counts"])
         return out
 
     @staticmethod
@@ -157,8 +190,12 @@ class SweepStore:
         return {"mean_seconds": round(mean, 3), "remaining_seconds": round(left, 1)}
 
     @staticmethod
-    def _failures(db, sweep_id):
-        """Failures grouped by error, and for each multi-state parameter the rate per value."""
+    def _failures(db, sweep_id, value_counts=None):
+        """Failures grouped by error, and for each multi-state parameter the rate per value.
+
+        ``value_counts`` (jobs per parameter value, counted at dispatch) leaves
+        only the failed jobs to read; without it every job's value is grouped.
+        """
         by_error = db.execute(
             select(JOBS.c.error, func.count())
             .where(JOBS.c.sweep_id == sweep_id, JOBS.c.state == "FAILED")
@@ -172,29 +209,38 @@ class SweepStore:
         }
         if not by_error:
             return out
-        # Every job of a dispatch has the same parameter names: those of its first.
-        first = db.execute(
-            select(JOBS.c.params).where(JOBS.c.sweep_id == sweep_id).order_by(JOBS.c.id).limit(1)
-        ).scalar()
-        failed = func.count().filter(JOBS.c.state == "FAILED")
-        for name in sorted(first or {}):
+        if value_counts is None:
+            # Every job of a sweep has the same parameter names: those of its first.
+            first = db.execute(
+                select(JOBS.c.params)
+                .where(JOBS.c.sweep_id == sweep_id)
+                .order_by(JOBS.c.id)
+                .limit(1)
+            ).scalar()
+            names = sorted(first or {})
+        else:
+            names = sorted(value_counts)
+        for name in names:
             # Grouped in the database on the parameter's text: no job is loaded.
             value = JOBS.c.params[name].as_string()
-            rows = db.execute(
-                select(value, func.count(), failed)
-                .where(JOBS.c.sweep_id == sweep_id)
-                .group_by(value)
-            ).all()
-            if len(rows) < 2:
+            query = select(value, func.count()).where(JOBS.c.sweep_id == sweep_id).group_by(value)
+            failed = dict(db.execute(query.where(JOBS.c.state == "FAILED")).all())
+            failed = {"" if v is None else str(v): n for v, n in failed.items()}
+            if value_counts is not None:
+                totals = value_counts[name]
+            else:
+                totals = {"" if v is None else str(v): n for v, n in db.execute(query).all()}
+            if len(totals) < 2:
                 continue
             entries = [
                 {
-                    "value": "" if v is None else str(v),
+                    "value": v,
                     "jobs": n,
-                    "failed": f,
-                    "rate": round(f / n, 3),
+                    "failed": failed.get(v, 0),
+                    "rate": round(failed.get(v, 0) / n, 3),
                 }
-                for v, n, f in rows
+                for v, n in totals.items()
+                if n
             ]
             entries.sort(key=lambda r: (-r["rate"], r["value"]))
             out["by_parameter"][name] = entries[:MAX_VALUES]
