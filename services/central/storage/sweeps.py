@@ -22,6 +22,9 @@ SCAN = 20000
 RECENT = 1000
 # Parameter values listed per parameter in a failure summary.
 MAX_VALUES = 50
+# A parameter with more distinct values than this (one per job, say) says
+# nothing about what the failures share: it is left out of the summary.
+MAX_DISTINCT = 1000
 
 
 def value_text(value):
@@ -30,14 +33,17 @@ def value_text(value):
 
 
 def value_counts(states):
-    """``{name: {value text: jobs}}`` of the parameters that vary across ``states``."""
+    """``{name: {value text: jobs}}`` of the parameters that vary across ``states``.
+
+    Only those with at most ``MAX_DISTINCT`` values.
+    """
     counts = {}
     for state in states:
         for name, value in state.params.items():
             entry = counts.setdefault(name, {})
             text = value_text(value)
             entry[text] = entry.get(text, 0) + 1
-    return {name: values for name, values in counts.items() if len(values) > 1}
+    return {name: values for name, values in counts.items() if 1 < len(values) <= MAX_DISTINCT}
 
 
 def new_sweep(
@@ -230,7 +236,7 @@ class SweepStore:
                 totals = value_counts[name]
             else:
                 totals = {"" if v is None else str(v): n for v, n in db.execute(query).all()}
-            if len(totals) < 2:
+            if not 1 < len(totals) <= MAX_DISTINCT:
                 continue
             entries = [
                 {
