@@ -192,7 +192,7 @@ def names(tree):
 _MISSING = object()
 
 
-def _number(value):
+def as_number(value):
     """``value`` as a number when it reads as one (parameters are often text), else None."""
     if isinstance(value, bool):
         return None
@@ -211,12 +211,12 @@ def _compare(op, left, right):
     if left is _MISSING or right is _MISSING:
         # A job without the parameter matches no comparison but "differs".
         return op == "!="
-    a, b = _number(left), _number(right)
+    a, b = as_number(left), as_number(right)
     if a is None or b is None:
         if op in ("==", "!="):
             return (str(left) == str(right)) == (op == "==")
         a, b = str(left), str(right)
-        if _number(left) is not None or _number(right) is not None:
+        if as_number(left) is not None or as_number(right) is not None:
             return False
     return {
         "==": a == b,

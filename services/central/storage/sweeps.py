@@ -10,9 +10,10 @@ from services.central.storage import outbox, policies
 from services.central.storage.policies import SWEEPS
 from services.central.storage.records import EVENTS, JOBS, STEPS, iso, now, summary
 from services.central.storage.retry import retry_disconnects
+from services.central.storage.wheresql import prefilter
 from services.common.errors import MirrorError, sweep_missing
 from services.common.jobstates import ACTIVE, FINAL, QUEUED, STATES, STEP_RESET
-from services.common.where import matcher
+from services.common.where import matcher, parse
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,9 @@ class SweepStore:
                 rows = session.execute(query).mappings()
                 return [{**summary(row), "params": row["params"]} for row in rows]
             # Only ids and parameters while filtering; the full rows of the matches after.
+            narrow = None
+            if session.get_bind().dialect.name == "postgresql":
+                narrow = prefilter(parse(where))
             found = []
             while len(found) < limit:
                 query = (
@@ -280,6 +284,8 @@ class SweepStore:
                 )
                 if states is not None:
                     query = query.where(JOBS.c.state.in_(states))
+                if narrow is not None:
+                    query = query.where(narrow)
                 rows = session.execute(query).all()
                 found += [job_id for job_id, params in rows if keep(params)]
                 if len(rows) < SCAN:
