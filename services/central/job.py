@@ -5,7 +5,8 @@ import logging
 from nameko.dependency_providers import Config
 from nameko.exceptions import RpcTimeout, UnknownService
 
-from services.central.providers import Caller, Database
+from services.central import publisher
+from services.central.providers import Caller, Database, JobQueues
 from services.central.stopping import stop_job
 from services.common.cluster import DynamicRpc
 from services.common.errors import MirrorError
@@ -25,6 +26,7 @@ class JobService:
     name = "job"
 
     db = Database()
+    queues = JobQueues()
     services = DynamicRpc()
     config = Config()
     caller = Caller()
@@ -179,13 +181,15 @@ class JobService:
         """
         if not isinstance(changes, dict):
             raise MirrorError("changes must be an object")
-        return self.db.jobs.report(
+        job = self.db.jobs.report(
             to_int(job_id, "job_id"),
             to_int(rid, "rid"),
             changes,
             expect,
             to_int(attempt, "attempt", optional=True),
         )
+        self._send_requeued([job])
+        return job
 
     @mirror_rpc
     def batch(self, rid, reports=(), claim=None):
@@ -218,6 +222,7 @@ class JobService:
         # One transaction for all of them.
         done = iter(self.db.jobs.report_many(rid, valid))
         out = {"reports": [o if o is not None else next(done) for o in outcomes]}
+        self._send_requeued([value for code, value in out["reports"] if code == 0])
         out["claimed"] = out["claim_error"] = None
         if claim is not None:
             code, value = next(done)
@@ -228,6 +233,24 @@ class JobService:
             except MirrorError as exc:
                 out["claim_error"] = str(exc)
         return out
+
+    def _send_requeued(self, jobs):
+        """Publish at once the jobs of a throttled sweep that ended jobs released.
+
+        An ended job of a throttled sweep releases waiting ones (outbox rows
+        dated back, ``storage/policies.py``): they go out now, not at the
+        reconciler's next pass. A job its retry policy queued again is left
+        to that pass: its machine may still hold its id, and would ignore it.
+        """
+        if not any(j.get("sweep_id") is not None and j["state"] in FINAL for j in jobs):
+            return
+        try:
+            min_age = float((self.config.get("RECONCILER") or {}).get("outbox_after", 10))
+            publisher.drain(self.db, self.queues, min_age=min_age)
+        # The reports are recorded whatever the broker says: the reconciler's
+        # next pass publishes what is left.
+        except Exception as exc:  # noqa: BLE001
+            log.warning("requeued jobs left to the reconciler: %s", exc)
 
     @mirror_rpc
     def remove(self, job_id, rid):
