@@ -163,6 +163,7 @@ class Job(Base):
         Index("ix_jobs_state_rid", "state", "rid"),
         Index("ix_jobs_project", "project_id"),
         Index("ix_jobs_owner", "owner"),
+        Index("ix_jobs_sweep_state", "sweep_id", "state"),
         NO_REUSE,
     )
 
@@ -204,6 +205,10 @@ class Job(Base):
     # Its ``job_id``, where the NEWT API looks a Slurm machine's job up by Slurm's id.
     slurm_id: Mapped[int | None] = mapped_column(Integer, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The sweep (dispatch or submission batch) the job belongs to.
+    sweep_id: Mapped[int | None] = mapped_column(Integer)
+    # Automatic retries used (MAX_RETRIES); a user's retry does not count.
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     submit_time: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None]
     progress_at: Mapped[datetime | None]
@@ -213,6 +218,26 @@ class Job(Base):
     steps: Mapped[list["JobStep"]] = relationship(
         cascade="all, delete-orphan", order_by="JobStep.position", lazy="selectin"
     )
+
+
+class Sweep(Base):
+    """The jobs of one dispatch (or one batch of script submissions), acted on as one."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_owner", "owner"), NO_REUSE)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = owner_column()
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    package_id: Mapped[int | None] = mapped_column(Integer)
+    para_name: Mapped[str] = mapped_column(String(500), default="")
+    # "dispatch" or "submit".
+    kind: Mapped[str] = mapped_column(String(20), default="dispatch")
+    # At most this many of its jobs past QUEUED at once (0: no limit).
+    max_running: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Jobs per value of each parameter that varies, counted at dispatch.
+    value_counts: Mapped[dict | None] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobStep(Base):

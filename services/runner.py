@@ -81,6 +81,7 @@ def central_services(config):
     from services.central.jobgetdata import JobGetDataService
     from services.central.machine import machine_service
     from services.central.project import ProjectService
+    from services.central.sweep import SweepService
     from services.central.user import UserService
 
     return [
@@ -89,6 +90,7 @@ def central_services(config):
         JobDispatchService,
         JobService,
         JobGetDataService,
+        SweepService,
         machine_service(config),
         UserService,
         EventsService,

@@ -5,10 +5,12 @@ import logging
 from nameko.dependency_providers import Config
 from nameko.exceptions import RpcTimeout, UnknownService
 
-from services.central.providers import Caller, Database
+from services.central import publisher
+from services.central.providers import Caller, Database, JobQueues
+from services.central.stopping import stop_job
 from services.common.cluster import DynamicRpc
 from services.common.errors import MirrorError
-from services.common.jobstates import FAILED, FINAL, KILLED, PREPARING, QUEUED
+from services.common.jobstates import FAILED, FINAL, PREPARING, QUEUED
 from services.common.names import service_name
 from services.common.rpc import mirror_rpc, to_int
 
@@ -24,6 +26,7 @@ class JobService:
     name = "job"
 
     db = Database()
+    queues = JobQueues()
     services = DynamicRpc()
     config = Config()
     caller = Caller()
@@ -75,32 +78,8 @@ class JobService:
     @mirror_rpc
     def cancel(self, job_id, reason="cancelled by user"):
         """Stop a job in any unfinished state: queued ones here, others on their machine."""
-        job_id = to_int(job_id, "job_id")
-        job = self.db.jobs.get(job_id, owner=self.caller.scope)
-        if job["state"] in FINAL:
-            raise MirrorError(f"job not running , jobid : {job_id}")
-        if job["state"] == QUEUED and self.db.jobs.cancel_queued(job_id, reason):
-            return []
-        if not self.db.machines.is_online(job["rid"]):
-            # Nobody would take the call: the job is stopped here, and a machine
-            # that comes back finds it KILLED and stops what is left of it.
-            self._killed_without_machine(job, f"{reason}; resource machine {job['rid']} is offline")
-            return []
-        kill = service_name("jobkill", job["rid"])
-        timeout = float(self.config["RPC"]["timeout"])
-        try:
-            code, value = self.services.call(
-                kill, "do", {"job_id": job_id, "reason": reason}, timeout
-            )
-        except (UnknownService, RpcTimeout) as exc:
-            # The machine is gone: the job can no longer be reached, record it stopped.
-            self._killed_without_machine(
-                job,
-                f"{reason}; resource machine {job['rid']} did not answer ({type(exc).__name__})",
-            )
-            return []
-        if code != 0:
-            raise MirrorError(value)
+        job = self.db.jobs.get(to_int(job_id, "job_id"), owner=self.caller.scope)
+        stop_job(self.db, self.services, float(self.config["RPC"]["timeout"]), job, reason)
         return []
 
     @mirror_rpc
@@ -134,12 +113,6 @@ class JobService:
         if code != 0:
             raise MirrorError(value)
         return value
-
-    def _killed_without_machine(self, job, reason):
-        self.db.jobs.report(
-            job["job_id"], None, {"state": KILLED, "error": reason, "message": reason}
-        )
-        log.warning("Job<%s> marked killed without its machine: %s", job["job_id"], reason)
 
     @mirror_rpc
     def delete(self, job_id):
@@ -221,13 +194,15 @@ class JobService:
         """
         if not isinstance(changes, dict):
             raise MirrorError("changes must be an object")
-        return self.db.jobs.report(
+        job = self.db.jobs.report(
             to_int(job_id, "job_id"),
             to_int(rid, "rid"),
             changes,
             expect,
             to_int(attempt, "attempt", optional=True),
         )
+        self._send_requeued([job])
+        return job
 
     @mirror_rpc
     def batch(self, rid, reports=(), claim=None):
@@ -260,6 +235,7 @@ class JobService:
         # One transaction for all of them.
         done = iter(self.db.jobs.report_many(rid, valid))
         out = {"reports": [o if o is not None else next(done) for o in outcomes]}
+        self._send_requeued([value for code, value in out["reports"] if code == 0])
         out["claimed"] = out["claim_error"] = None
         if claim is not None:
             code, value = next(done)
@@ -270,6 +246,24 @@ class JobService:
             except MirrorError as exc:
                 out["claim_error"] = str(exc)
         return out
+
+    def _send_requeued(self, jobs):
+        """Publish at once the jobs of a throttled sweep that ended jobs released.
+
+        An ended job of a throttled sweep releases waiting ones (outbox rows
+        dated back, ``storage/policies.py``): they go out now, not at the
+        reconciler's next pass. A job its retry policy queued again is left
+        to that pass: its machine may still hold its id, and would ignore it.
+        """
+        if not any(j.get("sweep_id") is not None and j["state"] in FINAL for j in jobs):
+            return
+        try:
+            min_age = float((self.config.get("RECONCILER") or {}).get("outbox_after", 10))
+            publisher.drain(self.db, self.queues, min_age=min_age)
+        # The reports are recorded whatever the broker says: the reconciler's
+        # next pass publishes what is left.
+        except Exception as exc:  # noqa: BLE001
+            log.warning("requeued jobs left to the reconciler: %s", exc)
 
     @mirror_rpc
     def remove(self, job_id, rid):

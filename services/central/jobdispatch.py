@@ -19,6 +19,8 @@ from services.central.checks import (
 from services.central.providers import Caller, Database, JobQueues
 from services.central.publisher import publish_placed
 from services.central.requests import Requests, idempotent
+from services.central.storage.policies import check_policy
+from services.central.storage.sweeps import value_counts
 from services.common.errors import MirrorError
 from services.common.rpc import mirror_rpc, to_int
 from services.config import DEFAULTS
@@ -58,6 +60,8 @@ class JobDispatchService:
         )
         self._check_size(para_name, states)
         check_placeholders(catalog.inventory(c_id), states, para_name)
+        for state in states:
+            check_policy(state.params)
         placements = self._place([ncpus_of(s) for s in states], rid, tags)
         try:
             ids = self.db.jobs.create(
@@ -71,6 +75,13 @@ class JobDispatchService:
                 owner=caller.name,
                 within=self.requests.record,
                 pinned=rid is not None,
+                sweep={
+                    "kind": "dispatch",
+                    "p_id": p_id,
+                    "c_id": c_id,
+                    "para_name": para_name,
+                    "value_counts": value_counts(states),
+                },
             )
         except IntegrityError as exc:
             # The project was deleted since it was read: the jobs' foreign key
@@ -127,10 +138,13 @@ class JobDispatchService:
         metadata=None,
         submission_id=None,
         request_id=None,
+        sweep_id=None,
     ):
         """Run ``script`` as a one-step job; answer its job id.
 
         A repeated ``submission_id`` or ``request_id`` answers the same id.
+        Each submission starts a sweep of its own unless ``sweep_id`` names
+        one of the caller's submission sweeps to join (a batch).
         """
         caller = self.caller
         if submission_id is not None:
@@ -149,6 +163,9 @@ class JobDispatchService:
         if metadata is not None and not isinstance(metadata, dict):
             raise MirrorError("metadata must be an object")
         rid = to_int(rid, "rid", optional=True)
+        sweep_id = to_int(sweep_id, "sweep_id", optional=True)
+        if sweep_id is not None:
+            self.db.sweeps.require(sweep_id, owner=caller.scope, kind="submit")
         pinned = rid is not None
         tags = split_tags(tags)
         if rid is None and preferred:
@@ -191,6 +208,7 @@ class JobDispatchService:
             owner=caller.name,
             within=lambda db, ids: self.requests.record(db, ids[0]),
             pinned=pinned,
+            sweep=sweep_id if sweep_id is not None else {"kind": "submit"},
         )
         self._publish([job_id], [state], [rid])
         log.info("Job<%s> submitted as a script%s", job_id, f" ({name})" if name else "")

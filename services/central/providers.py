@@ -19,6 +19,7 @@ from services.central.storage.removal import Removal
 from services.central.storage.requests import RequestLog
 from services.central.storage.submissions import Submissions
 from services.central.storage.tables import ResultTables
+from services.central.storage.sweeps import SweepStore
 from services.central.storage.users import Users
 from services.common.identity import identity_of
 from services.common.names import JOBS_EXCHANGE, job_queue
@@ -44,6 +45,7 @@ class Storage:
     users: Users
     removal: Removal
     tables: ResultTables
+    sweeps: SweepStore
 
 
 class Database(DependencyProvider):
@@ -66,6 +68,7 @@ class Database(DependencyProvider):
             users=Users(Session),
             removal=Removal(Session, self.files),
             tables=ResultTables(Session),
+            sweeps=SweepStore(Session),
         )
 
     def stop(self):

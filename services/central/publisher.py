@@ -61,3 +61,27 @@ def drain(storage, queues, limit=10000, min_age=0):
         storage.outbox.done([entry_id for entry_id, _, _, _ in rows])
         log.info("outbox: published %d job id(s)", len(rows))
     return len(rows)
+
+
+def place_waiting(storage, queues):
+    """Give unplaced queued jobs a machine that fits their cores and tags, publish them.
+
+    Answers how many were placed; the others wait for a machine with room.
+    """
+    waiting = storage.machines.unplaced()
+    if not waiting:
+        return 0
+    groups = defaultdict(list)
+    for job_id, ncpus, tags in waiting:
+        groups[tags].append((job_id, ncpus))
+    entries = []
+    for tags, jobs in groups.items():
+        placements = storage.machines.choose([ncpus for _, ncpus in jobs], tags)
+        entries += [
+            (job_id, rid, ncpus)
+            for (job_id, ncpus), rid in zip(jobs, placements, strict=True)
+            if rid is not None
+        ]
+    placed = storage.jobs.place_many(entries)
+    publish_placed(storage, queues, placed)
+    return len(placed)

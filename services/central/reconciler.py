@@ -7,7 +7,6 @@ has been able to record heartbeats for ``RECONCILER.lost_after`` seconds).
 """
 
 import logging
-from collections import defaultdict
 from datetime import timedelta
 
 from nameko.timer import timer
@@ -51,24 +50,9 @@ class Reconciler:
 
     def _place_waiting(self):
         """Give unplaced queued jobs a machine that fits their cores and tags, and publish them."""
-        waiting = self.db.machines.unplaced()
-        if not waiting:
-            return
-        groups = defaultdict(list)
-        for job_id, ncpus, tags in waiting:
-            groups[tags].append((job_id, ncpus))
-        entries = []
-        for tags, jobs in groups.items():
-            placements = self.db.machines.choose([ncpus for _, ncpus in jobs], tags)
-            entries += [
-                (job_id, rid, ncpus)
-                for (job_id, ncpus), rid in zip(jobs, placements, strict=True)
-                if rid is not None
-            ]
-        placed = self.db.jobs.place_many(entries)
+        placed = publisher.place_waiting(self.db, self.queues)
         if placed:
-            log.info("reconciler: placed %d waiting job(s)", len(placed))
-            publisher.publish_placed(self.db, self.queues, placed)
+            log.info("reconciler: placed %d waiting job(s)", placed)
 
     def _republish(self):
         """Queue again the ids of jobs still QUEUED long after their last publication.

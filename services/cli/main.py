@@ -38,6 +38,7 @@ from services.cli.projects import (
     submit_script,
 )
 from services.cli.session import command
+from services.cli.sweeps import add_sweep_commands
 from services.cli.users import user_add, user_list, user_passwd, user_revoke, user_token
 from services.config import ConfigError, load_config
 
@@ -164,6 +165,7 @@ def add_user_commands(sub):
     dispatch.add_argument("--para", default="para.xml", metavar="FILE", help="parameter file")
     dispatch.add_argument("--rid", type=int, help="run every job on this resource machine")
     dispatch.add_argument("--tags", help="comma-separated tags a machine must have")
+    dispatch.add_argument("--watch", action="store_true", help="show the sweep until it ends")
     dispatch.set_defaults(handler=command(dispatch_jobs))
 
     submit = add_parser(sub, "submit", help="run a shell script as a one-step job")
@@ -242,6 +244,7 @@ def add_user_commands(sub):
     forget = add_parser(msub, "forget", help="remove decommissioned machines (admins only)")
     forget.add_argument("rids", type=int, nargs="+", metavar="RID")
     forget.set_defaults(handler=command(machine_forget))
+    add_sweep_commands(sub, add_parser, command)
     add_user_admin_commands(sub)
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from services.cli.errors import CommandError
 from services.cli.rendering import table, text, when
+from services.cli.sweeps import watch
 
 
 def project_create(client, args, out):
@@ -105,7 +106,13 @@ def split_tags(value):
 
 def dispatch_jobs(client, args, out):
     ids = client.dispatch(args.p_id, args.c_id, args.para, rid=args.rid, tags=split_tags(args.tags))
-    out.print(f"dispatched {len(ids)} job(s): {' '.join(map(str, ids))}", markup=False)
+    sweep_id = client.sweep_of(ids[0]) if ids else None
+    out.print(
+        f"dispatched {len(ids)} job(s) as sweep {sweep_id}: {' '.join(map(str, ids))}",
+        markup=False,
+    )
+    if args.watch and sweep_id is not None:
+        watch(client, sweep_id, out)
 
 
 def submit_script(client, args, out):

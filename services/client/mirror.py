@@ -10,6 +10,7 @@ from pathlib import Path
 from services.client.connection import MirrorError, RpcClient
 from services.client.eventstream import EventStream, StreamUnavailable
 from services.client.fetch import unpack_url
+from services.client.sweeps import SweepMethods
 from services.common.jobstates import FINAL as FINAL_STATES
 from services.common.jobstates import PENDING
 
@@ -39,7 +40,7 @@ def zip_directory(directory):
     return buffer.getvalue()
 
 
-class Mirror(RpcClient):
+class Mirror(SweepMethods, RpcClient):
     """A client of one mesh: ``Mirror(amqp_uri, exchange="mirror_com", timeout=30)``.
 
     Each method calls one RPC and returns its value (``MirrorError`` for a

@@ -21,3 +21,7 @@ def package_missing(c_id):
 
 def project_missing(p_id):
     return MirrorError(f"project is not existed , project : {p_id}")
+
+
+def sweep_missing(sweep_id):
+    return MirrorError(f"sweep is not existed , sweep : {sweep_id}")

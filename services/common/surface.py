@@ -34,6 +34,7 @@ USER_SERVICES = (
     "jobdispatch",
     "job",
     "jobgetdata",
+    "sweep",
     "machine",
     "user",
     *(f"{base}_*" for base in AGENT_SERVICES),

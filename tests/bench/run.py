@@ -28,6 +28,7 @@ BENCHMARKS = {
     "B3": "tests.bench.b3_gateway",
     "B4": "tests.bench.b4_dispatch",
     "B5": "tests.bench.b5_agent_idle",
+    "B9": "tests.bench.b9_sweep_query",
 }
 # Seconds the driver waits for a cancelled benchmark's thread to give up.
 GRACE = 20

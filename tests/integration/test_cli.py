@@ -24,6 +24,10 @@ TREE_ADAPTER = """<Adapter name="tree">
   </Result>
 </Adapter>"""
 
+FAILING_ADAPTER = """<Adapter name="odd"><Steps>
+  <ExeArgument id="s" type="shell" priority="1" value="case {x} in 1|3) exit 5;; esac"/>
+</Steps></Adapter>"""
+
 
 def mirror(mesh, *args, config=None, timeout=60):
     """Run ``mirror --config ... ARGS``; return the completed process (text output)."""
@@ -70,8 +74,8 @@ def test_project_package_dispatch_watch_status_get_rm(autorun_mesh, tmp_path):
     assert "renamed" in ok(autorun_mesh, "package", "list")
 
     out = ok(autorun_mesh, "dispatch", str(p_id), str(c_id), "--para", "para.xml", "--rid", "1")
-    match = re.fullmatch(r"dispatched 3 job\(s\): (\d+) (\d+) (\d+)\n", out)
-    ids = [int(i) for i in match.groups()]
+    match = re.fullmatch(r"dispatched 3 job\(s\) as sweep (\d+): (\d+) (\d+) (\d+)\n", out)
+    sweep_id, *ids = [int(i) for i in match.groups()]
 
     watch = mirror(autorun_mesh, "watch", *map(str, ids), "--interval", "0.2")
     assert watch.returncode == 0, watch.stderr
@@ -87,6 +91,12 @@ def test_project_package_dispatch_watch_status_get_rm(autorun_mesh, tmp_path):
     assert all(r[1:6] == [str(p_id), str(c_id), "1", "COMPLETED", "finish"] for r in rows)
     assert listing.endswith("3 job(s)\n")
     assert "0 job(s)" in ok(autorun_mesh, "jobs", "--project", str(p_id), "--state", "FAILED")
+    sweeps = ok(autorun_mesh, "sweeps", "--project", str(p_id))
+    assert re.search(rf"^ {sweep_id} +{p_id} +dispatch +3 +3 +0 +0 +0 +0 +3 +0 +0 ", sweeps, re.M)
+    view = ok(autorun_mesh, "sweep", str(sweep_id))
+    assert view.startswith(f"sweep {sweep_id}  (dispatch, project {p_id})  3/3 done\n")
+    assert re.search(r"^COMPLETED +#{40} +3$", view, re.M)
+    assert re.search(r"^FAILED +\.{40} +0$", view, re.M)
 
     status = ok(autorun_mesh, "status", str(ids[0]))
     assert status.startswith(f"job {ids[0]} COMPLETED\n")
@@ -246,3 +256,43 @@ def test_rm_of_a_live_job_names_the_flag_and_agent_takes_a_name(autorun_mesh, tm
         assert beta["name"] == "beta"
     finally:
         autorun_mesh.stop("agent7")
+
+
+def test_sweep_actions_and_their_errors(autorun_mesh, tmp_path):
+    c_id = autorun_mesh.add_package("cli-fail", make_package(FAILING_ADAPTER))
+    values = ";".join(map(str, range(4)))
+    para_xml = f'<Para><Param name="x" type="int" multistate="1">{values}</Param></Para>'
+    p_id = autorun_mesh.add_project("cli-fail", {"para.xml": para_xml.encode()})
+    out = ok(autorun_mesh, "dispatch", str(p_id), str(c_id), "--watch")
+    sweep_id = int(re.match(r"dispatched 4 job\(s\) as sweep (\d+):", out).group(1))
+    assert re.search(r"^FAILED +#{20}\.{20} +2$", out, re.M)
+    view = ok(autorun_mesh, "sweep", str(sweep_id))
+    assert re.search(r"^ 2 +step s exited with code 5 *$", view, re.M)
+    assert re.search(r"^ x +1 +1 +1 +100% *$", view, re.M)
+    assert re.search(r"^ x +3 +1 +1 +100% *$", view, re.M)
+
+    out = ok(autorun_mesh, "sweep", "retry", str(sweep_id), "--where", "x == 1")
+    assert out == f"sweep {sweep_id}: 1 job(s) queued again\n"
+    out = ok(autorun_mesh, "sweep", "throttle", str(sweep_id), "1")
+    assert out == f"sweep {sweep_id}: at most 1 running\n"
+    assert ok(autorun_mesh, "sweep", "throttle", str(sweep_id), "0") == (
+        f"sweep {sweep_id}: at most no limit running\n"
+    )
+    for args, message in (
+        (("sweep", "kill", str(sweep_id), "--where", "x = 1"), "where: unexpected character '='"),
+        (("sweep", "throttle", str(sweep_id), "-1"), "max_running must be 0 (no limit) or more"),
+        (("sweep", "retry", "999999"), "sweep is not existed , sweep : 999999"),
+        (("sweep", "retry", str(sweep_id), "--states", "COMPLETED", "--where", "x == 9"), "no"),
+    ):
+        result = mirror(autorun_mesh, *args)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+    usage = mirror(autorun_mesh, "sweep", "throttle", str(sweep_id))
+    assert usage.returncode == 2 and "expected sweep throttle ID N" in usage.stderr
+    wait_for(
+        lambda: autorun_mesh.ok("sweep", "query", sweep_id=sweep_id)["done"] == 4,
+        60,
+        what="the retried job to end",
+    )
+    out = ok(autorun_mesh, "sweep", "rm", str(sweep_id))
+    assert out == f"sweep {sweep_id} deleted with 4 job(s)\n"

@@ -190,6 +190,35 @@ def test_someone_elses_work_is_missing(mesh, people):
     assert root.refused("job-query", job_id=job_id) == missing
 
 
+def test_someone_elses_sweep_is_missing(mesh, people):
+    ann, bob, root = people["ann"], people["bob"], people["root"]
+    _, _, job_id = own_work(ann, "ann-sweep")
+    sweep_id = ann.ok("job-query", job_id=job_id)["sweep_id"]
+    assert ann.ok("sweep-query", sweep_id=sweep_id)["owner"] == "ann"
+    missing = f"sweep is not existed , sweep : {sweep_id}"
+    for target, kwargs in (
+        ("sweep-query", {}),
+        ("sweep-jobs", {}),
+        ("sweep-kill", {}),
+        ("sweep-retry", {}),
+        ("sweep-delete", {"force": 1}),
+        ("sweep-throttle", {"max_running": 1}),
+    ):
+        assert bob.refused(target, sweep_id=sweep_id, **kwargs) == missing, target
+    assert sweep_id not in [s["sweep_id"] for s in bob.ok("sweep-list")]
+    assert sweep_id in [s["sweep_id"] for s in ann.ok("sweep-list")]
+    assert sweep_id in [s["sweep_id"] for s in root.ok("sweep-list")]
+    assert ann.ok("job-query", job_id=job_id)["state"] in (
+        "QUEUED",
+        "PREPARING",
+        "READY",
+        "RUNNING",
+    )
+    assert ann.ok("sweep-kill", sweep_id=sweep_id) == [job_id]
+    assert mesh.wait_state(job_id, "KILLED")
+    assert root.ok("sweep-delete", sweep_id=sweep_id) == {"deleted": 1}
+
+
 def test_an_admins_package_is_shared_and_rest_jobs_belong_to_their_submitter(mesh, people):
     ann, bob, root = people["ann"], people["bob"], people["root"]
     shared = root.ok("calcpackage-new", name="shared", content=b64(make_package(SLEEPER)))

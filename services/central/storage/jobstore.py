@@ -17,6 +17,7 @@ from services.central.storage.records import (
     summary,
 )
 from services.central.storage.retry import retry_disconnects
+from services.central.storage.sweeps import new_sweep
 from services.central.storage.transitions import INSERT_EVENTS, apply_report, check_owner
 from services.common.errors import MirrorError, job_missing, package_missing
 from services.common.identity import LOCAL_NAME
@@ -49,6 +50,7 @@ class JobStore:
         owner=LOCAL_NAME,
         within=None,
         pinned=False,
+        sweep=None,
     ):
         """Insert one job per state (with its steps and first event); return the ids.
 
@@ -57,7 +59,9 @@ class JobStore:
         ``extra`` holds column values shared by every job (a script submission's);
         ``owner`` is the user the jobs belong to; ``pinned`` jobs wait for their
         machine; ``within(connection, ids)`` runs in the same transaction (it
-        records the request that created them).
+        records the request that created them). ``sweep`` is the id of the
+        sweep the jobs join, or the ``sweeps`` columns of a new one (made in
+        the same transaction), or None.
         """
         stamp = now()
         rows = [
@@ -89,6 +93,10 @@ class JobStore:
             # Core inserts on the session's connection: the ORM's bulk layer
             # costs more than the SQL. The ids come back in the order of ``rows``.
             db = session.connection()
+            if isinstance(sweep, dict):
+                sweep = new_sweep(db, owner, stamp, **sweep)
+            for row in rows:
+                row["sweep_id"] = sweep
             returning = insert(JOBS).returning(JOBS.c.id, sort_by_parameter_order=True)
             ids = list(db.execute(returning, rows).scalars())
             # The jobs' foreign key holds the package row now: a package deleted

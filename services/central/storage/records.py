@@ -75,6 +75,7 @@ def summary(job):
         "state_name": job["state_name"],
         "name": job["name"],
         "ncpus": job["ncpus"],
+        "sweep_id": job["sweep_id"],
         "error": job["error"],
         "submit_time": iso(job["submit_time"]),
         "start_time": iso(job["start_time"]),
@@ -104,6 +105,7 @@ def record(job, steps):
         result=job["result"],
         slurm=job.get("slurm"),
         attempts=job["attempts"],
+        retries=job["retries"],
     )
     return out
 

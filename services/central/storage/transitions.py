@@ -8,6 +8,7 @@ import logging
 
 from sqlalchemy import bindparam, insert, update
 
+from services.central.storage import policies
 from services.central.storage.records import (
     EVENTS,
     JOBS,
@@ -185,6 +186,8 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None):
     check_owner(job, rid)
     if expect and job["state"] not in expect:
         raise MirrorError(f"job {job_id} is {job['state']}, expected {' or '.join(expect)}")
+    if new_state == PREPARING and job["state"] == QUEUED:
+        policies.check_throttle(db, job)
     steps = step_rows(db, job_id)
     sets = {key: changes[key] for key in REPORTABLE & set(changes)}
     if isinstance(changes.get("slurm"), dict):
@@ -221,6 +224,15 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None):
         db.execute(UPDATE_STEP, rows)
     if events:
         db.execute(INSERT_EVENTS, events)
+    old_state = job["state"]
     job.update(sets)
+    steps = [{**s, **step_sets.get(s["id"], {})} for s in steps]
+    if old_state != job["state"]:
+        policies.after_transition(db, job, old_state, steps, stamp, queued_again)
     log.debug("Job<%s> report %s", job_id, changes)
-    return record(job, [{**s, **step_sets.get(s["id"], {})} for s in steps])
+    return record(job, steps)
+
+
+def queued_again(db, job_id, stamp, message):
+    """The event of a job queued again by its retry policy."""
+    db.execute(INSERT_EVENTS, [event(job_id, stamp, QUEUED, None, message)])

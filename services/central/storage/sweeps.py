@@ -1,0 +1,417 @@
+"""Sweeps: reads and writes of the jobs of one dispatch taken together."""
+
+import json
+import logging
+
+from sqlalchemy import delete, func, insert, select, update
+
+from db.models import Cleanup
+from services.central.storage import outbox, policies
+from services.central.storage.policies import SWEEPS
+from services.central.storage.records import EVENTS, JOBS, STEPS, iso, now, summary
+from services.central.storage.retry import retry_disconnects
+from services.central.storage.wheresql import prefilter
+from services.common.errors import MirrorError, sweep_missing
+from services.common.jobstates import ACTIVE, FINAL, QUEUED, STATES, STEP_RESET
+from services.common.where import matcher, parse
+
+log = logging.getLogger(__name__)
+
+# Jobs read per round when a ``where`` filter runs over a sweep's parameters.
+SCAN = 20000
+# Finished jobs whose durations make the completion estimate.
+RECENT = 1000
+# Parameter values listed per parameter in a failure summary.
+MAX_VALUES = 50
+# A parameter with more distinct values than this (one per job, say) says
+# nothing about what the failures share: it is left out of the summary.
+MAX_DISTINCT = 1000
+
+
+def value_text(value):
+    """A parameter value as the database reads it out of the JSON column (``->>``)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def value_counts(states):
+    """``{name: {value text: jobs}}`` of the parameters that vary across ``states``.
+
+    Only those with at most ``MAX_DISTINCT`` values.
+    """
+    counts = {}
+    for state in states:
+        for name, value in state.params.items():
+            entry = counts.setdefault(name, {})
+            text = value_text(value)
+            entry[text] = entry.get(text, 0) + 1
+    return {name: values for name, values in counts.items() if 1 < len(values) <= MAX_DISTINCT}
+
+
+def new_sweep(
+    db, owner, stamp, kind="dispatch", p_id=None, c_id=None, para_name="", value_counts=None
+):
+    """Insert a ``sweeps`` row on connection ``db``; answer its id."""
+    values = {
+        "value_counts": value_counts,
+        "owner": owner,
+        "project_id": p_id,
+        "package_id": c_id,
+        "para_name": para_name,
+        "kind": kind,
+        "max_running": 0,
+        "created": stamp,
+    }
+    return db.execute(insert(SWEEPS).values(**values).returning(SWEEPS.c.id)).scalar()
+
+
+def sweep_dict(row, counts):
+    """The short form of a sweep, with its job counts per state."""
+    total = sum(counts.values())
+    done = sum(n for state, n in counts.items() if state in FINAL)
+    return {
+        "sweep_id": row["id"],
+        "owner": row["owner"],
+        "p_id": row["project_id"],
+        "c_id": row["package_id"],
+        "para_name": row["para_name"],
+        "kind": row["kind"],
+        "max_running": row["max_running"],
+        "created": iso(row["created"]),
+        "total": total,
+        "done": done,
+        "states": {state: counts.get(state, 0) for state in STATES},
+    }
+
+
+def check_states(states):
+    """Job states as a list, refusing an unknown one."""
+    if isinstance(states, str):
+        states = states.split(",")
+    states = [str(s).strip().upper() for s in states or () if str(s).strip()]
+    unknown = set(states) - set(STATES)
+    if unknown:
+        raise MirrorError(f"unknown job state {sorted(unknown)[0]!r}; one of {', '.join(STATES)}")
+    return states
+
+
+@retry_disconnects
+class SweepStore:
+    """Every read and write that takes a sweep's jobs together."""
+
+    def __init__(self, sessionmaker):
+        self.Session = sessionmaker
+
+    def require(self, sweep_id, owner=None, kind=None):
+        """The sweep's row; one of someone else (or of another ``kind``) answers as missing."""
+        with self.Session() as session:
+            return self._row(session, sweep_id, owner, kind)
+
+    @staticmethod
+    def _row(db, sweep_id, owner=None, kind=None):
+        row = db.execute(select(SWEEPS).where(SWEEPS.c.id == sweep_id)).mappings().first()
+        if row is None or (owner is not None and row["owner"] != owner):
+            raise sweep_missing(sweep_id)
+        if kind is not None and row["kind"] != kind:
+            raise MirrorError(f"sweep {sweep_id} is a {row['kind']} sweep, not a {kind} one")
+        return dict(row)
+
+    @staticmethod
+    def _counts(db, sweep_ids):
+        out = {sweep_id: {} for sweep_id in sweep_ids}
+        if sweep_ids:
+            query = (
+                select(JOBS.c.sweep_id, JOBS.c.state, func.count())
+                .where(JOBS.c.sweep_id.in_(list(sweep_ids)))
+                .group_by(JOBS.c.sweep_id, JOBS.c.state)
+            )
+            for sweep_id, state, count in db.execute(query):
+                out[sweep_id][state] = count
+        return out
+
+    def list(self, owner=None, p_id=None, limit=100):
+        """Sweeps newest first, with their counts per state."""
+        query = select(SWEEPS).order_by(SWEEPS.c.id.desc()).limit(limit)
+        if owner is not None:
+            query = query.where(SWEEPS.c.owner == owner)
+        if p_id is not None:
+            query = query.where(SWEEPS.c.project_id == p_id)
+        with self.Session() as session:
+            rows = list(session.execute(query).mappings())
+            counts = self._counts(session, [row["id"] for row in rows])
+        return [sweep_dict(row, counts[row["id"]]) for row in rows]
+
+    def query(self, sweep_id, owner=None):
+        """The sweep with counts per state and step, progress, estimate and failure summary."""
+        with self.Session() as session:
+            row = self._row(session, sweep_id, owner)
+            # One pass over the sweep's jobs: counts per state and step, and times.
+            counts, steps, first, last = {}, {}, None, None
+            for state, step, count, submitted, ended in session.execute(
+                select(
+                    JOBS.c.state,
+                    JOBS.c.step,
+                    func.count(),
+                    func.min(JOBS.c.submit_time),
+                    func.max(JOBS.c.end_time),
+                )
+                .where(JOBS.c.sweep_id == sweep_id)
+                .group_by(JOBS.c.state, JOBS.c.step)
+            ):
+                counts[state] = counts.get(state, 0) + count
+                if step is not None:
+                    steps.setdefault(step, {})[state] = count
+                first = submitted if first is None or submitted < first else first
+                if ended is not None and (last is None or ended > last):
+                    last = ended
+            out = sweep_dict(row, counts)
+            out["steps"] = steps
+            out["first_submit"], out["last_end"] = iso(first), iso(last)
+            out["running"] = sum(counts.get(state, 0) for state in ACTIVE)
+            out["estimate"] = self._estimate(session, sweep_id, out)
+            out["failures"] = self._failures(session, sweep_id, row["value_counts"])
+        return out
+
+    @staticmethod
+    def _estimate(db, sweep_id, sweep):
+        """Mean duration of recently finished jobs, and when the rest should be done."""
+        rows = db.execute(
+            select(JOBS.c.start_time, JOBS.c.end_time)
+            .where(
+                JOBS.c.sweep_id == sweep_id,
+                JOBS.c.state.in_(list(FINAL)),
+                JOBS.c.start_time.is_not(None),
+                JOBS.c.end_time.is_not(None),
+            )
+            .order_by(JOBS.c.end_time.desc())
+            .limit(RECENT)
+        ).all()
+        remaining = sweep["total"] - sweep["done"]
+        if not rows:
+            return {"mean_seconds": None, "remaining_seconds": None if remaining else 0}
+        durations = [(end - start).total_seconds() for start, end in rows]
+        mean = sum(durations) / len(durations)
+        # Jobs run side by side: the rate at which these ended, not their mean length.
+        span = (rows[0][1] - min(start for start, _ in rows)).total_seconds()
+        rate = len(rows) / span if span > 0 else None
+        left = remaining / rate if rate else remaining * mean
+        return {"mean_seconds": round(mean, 3), "remaining_seconds": round(left, 1)}
+
+    @staticmethod
+    def _failures(db, sweep_id, value_counts=None):
+        """Failures grouped by error, and for each multi-state parameter the rate per value.
+
+        ``value_counts`` (jobs per parameter value, counted at dispatch) leaves
+        only the failed jobs to read; without it every job's value is grouped.
+        """
+        by_error = db.execute(
+            select(JOBS.c.error, func.count())
+            .where(JOBS.c.sweep_id == sweep_id, JOBS.c.state == "FAILED")
+            .group_by(JOBS.c.error)
+            .order_by(func.count().desc())
+            .limit(20)
+        ).all()
+        out = {
+            "by_error": [{"error": error or "", "count": count} for error, count in by_error],
+            "by_parameter": {},
+        }
+        if not by_error:
+            return out
+        if value_counts is None:
+            # Every job of a sweep has the same parameter names: those of its first.
+            first = db.execute(
+                select(JOBS.c.params)
+                .where(JOBS.c.sweep_id == sweep_id)
+                .order_by(JOBS.c.id)
+                .limit(1)
+            ).scalar()
+            names = sorted(first or {})
+        else:
+            names = sorted(value_counts)
+        for name in names:
+            # Grouped in the database on the parameter's text: no job is loaded.
+            value = JOBS.c.params[name].as_string()
+            query = select(value, func.count()).where(JOBS.c.sweep_id == sweep_id).group_by(value)
+            failed = dict(db.execute(query.where(JOBS.c.state == "FAILED")).all())
+            failed = {"" if v is None else str(v): n for v, n in failed.items()}
+            if value_counts is not None:
+                totals = value_counts[name]
+            else:
+                totals = {"" if v is None else str(v): n for v, n in db.execute(query).all()}
+            if not 1 < len(totals) <= MAX_DISTINCT:
+                continue
+            entries = [
+                {
+                    "value": v,
+                    "jobs": n,
+                    "failed": failed.get(v, 0),
+                    "rate": round(failed.get(v, 0) / n, 3),
+                }
+                for v, n in totals.items()
+                if n
+            ]
+            entries.sort(key=lambda r: (-r["rate"], r["value"]))
+            out["by_parameter"][name] = entries[:MAX_VALUES]
+        return out
+
+    def jobs(self, sweep_id, owner=None, state=None, where=None, limit=100, after=0):
+        """Summaries (with parameters) of the sweep's jobs past id ``after``, oldest first."""
+        keep = matcher(where)
+        states = check_states(state) if state is not None else None
+        with self.Session() as session:
+            self._row(session, sweep_id, owner)
+            if where is None:
+                query = (
+                    select(JOBS)
+                    .where(JOBS.c.sweep_id == sweep_id, JOBS.c.id > after)
+                    .order_by(JOBS.c.id)
+                    .limit(limit)
+                )
+                if states is not None:
+                    query = query.where(JOBS.c.state.in_(states))
+                rows = session.execute(query).mappings()
+                return [{**summary(row), "params": row["params"]} for row in rows]
+            # Only ids and parameters while filtering; the full rows of the matches after.
+            narrow = None
+            if session.get_bind().dialect.name == "postgresql":
+                narrow = prefilter(parse(where))
+            found = []
+            while len(found) < limit:
+                query = (
+                    select(JOBS.c.id, JOBS.c.params)
+                    .where(JOBS.c.sweep_id == sweep_id, JOBS.c.id > after)
+                    .order_by(JOBS.c.id)
+                    .limit(SCAN)
+                )
+                if states is not None:
+                    query = query.where(JOBS.c.state.in_(states))
+                if narrow is not None:
+                    query = query.where(narrow)
+                rows = session.execute(query).all()
+                found += [job_id for job_id, params in rows if keep(params)]
+                if len(rows) < SCAN:
+                    break
+                after = rows[-1][0]
+            found = found[:limit]
+            if not found:
+                return []
+            rows = session.execute(
+                select(JOBS).where(JOBS.c.id.in_(found)).order_by(JOBS.c.id)
+            ).mappings()
+            return [{**summary(row), "params": row["params"]} for row in rows]
+
+    def targets(self, sweep_id, owner=None, states=None, where=None):
+        """``(job_id, state)`` of the sweep's jobs in ``states`` that ``where`` matches."""
+        keep = matcher(where)
+        query = select(JOBS.c.id, JOBS.c.state, JOBS.c.params).where(JOBS.c.sweep_id == sweep_id)
+        if states is not None:
+            query = query.where(JOBS.c.state.in_(list(states)))
+        with self.Session() as session:
+            self._row(session, sweep_id, owner)
+            rows = session.execute(query.order_by(JOBS.c.id)).all()
+        return [(job_id, state) for job_id, state, params in rows if keep(params)]
+
+    def retry(self, job_ids, states, reason):
+        """Queue finished jobs again as a new attempt of the same ids; answer those queued.
+
+        Unpinned jobs go back unplaced, for any machine with room; pinned ones
+        to their machine's outbox. Their events stay: the history is kept.
+        """
+        stamp = now()
+        queued = []
+        with self.Session.begin() as session:
+            db = session.connection()
+            for part in outbox.chunks(job_ids):
+                rows = db.execute(
+                    select(JOBS.c.id, JOBS.c.rid, JOBS.c.pinned, JOBS.c.ncpus)
+                    .where(JOBS.c.id.in_(part), JOBS.c.state.in_(list(states)))
+                    .with_for_update()
+                ).all()
+                for job_id, rid, pinned, ncpus in rows:
+                    keep_rid = rid if pinned else None
+                    db.execute(
+                        update(JOBS)
+                        .where(JOBS.c.id == job_id)
+                        .values(
+                            state=QUEUED,
+                            rid=keep_rid,
+                            published_at=stamp if keep_rid is not None else None,
+                            step=None,
+                            path=None,
+                            pid=None,
+                            pid_start=None,
+                            process={},
+                            result={},
+                            error=None,
+                            start_time=None,
+                            end_time=None,
+                            updated=stamp,
+                        )
+                    )
+                    if keep_rid is not None:
+                        outbox.add(db, [(job_id, keep_rid, ncpus)], stamp)
+                    queued.append(job_id)
+                if rows:
+                    ids = [r[0] for r in rows]
+                    db.execute(update(STEPS).where(STEPS.c.job_id.in_(ids)).values(**STEP_RESET))
+                    db.execute(
+                        insert(EVENTS),
+                        [
+                            {"job_id": i, "time": stamp, "state": QUEUED, "message": reason}
+                            for i in ids
+                        ],
+                    )
+        return queued
+
+    def running(self, sweep_id):
+        """How many of the sweep's jobs an agent holds now."""
+        with self.Session() as session:
+            return policies.running_in(session, sweep_id)
+
+    def throttle(self, sweep_id, max_running, owner=None):
+        """Set the sweep's ``max_running``; answer the waiting jobs it now has room for."""
+        stamp = now()
+        with self.Session.begin() as session:
+            db = session.connection()
+            self._row(db, sweep_id, owner)
+            db.execute(
+                update(SWEEPS).where(SWEEPS.c.id == sweep_id).values(max_running=max_running)
+            )
+            return policies.release(db, sweep_id, stamp, lifted=True)
+
+    def delete(self, sweep_id, owner=None):
+        """Delete the sweep and its jobs, all finished or queued; answer how many jobs went.
+
+        Machines remove the directories of deleted jobs when they are back
+        (``cleanups``). Refused while any job is under way.
+        """
+        stamp = now()
+        with self.Session.begin() as session:
+            db = session.connection()
+            self._row(db, sweep_id, owner)
+            busy = db.execute(
+                select(func.count()).where(JOBS.c.sweep_id == sweep_id, JOBS.c.state.in_(ACTIVE))
+            ).scalar()
+            if busy:
+                raise MirrorError(
+                    f"sweep {sweep_id} has {busy} job(s) under way; kill them first "
+                    "or delete with force=1"
+                )
+            rows = db.execute(
+                select(JOBS.c.id, JOBS.c.rid, JOBS.c.path).where(JOBS.c.sweep_id == sweep_id)
+            ).all()
+            ids = [r[0] for r in rows]
+            for part in outbox.chunks(ids):
+                db.execute(delete(EVENTS).where(EVENTS.c.job_id.in_(part)))
+                db.execute(delete(STEPS).where(STEPS.c.job_id.in_(part)))
+                db.execute(delete(outbox.OUTBOX).where(outbox.OUTBOX.c.job_id.in_(part)))
+                db.execute(delete(JOBS).where(JOBS.c.id.in_(part)))
+            cleanups = [
+                {"job_id": job_id, "rid": rid, "created": stamp}
+                for job_id, rid, path in rows
+                if rid is not None and path is not None
+            ]
+            if cleanups:
+                db.execute(insert(Cleanup.__table__), cleanups)
+            db.execute(delete(SWEEPS).where(SWEEPS.c.id == sweep_id))
+        log.info("Sweep<%s> deleted with %d job(s)", sweep_id, len(ids))
+        return len(ids)
