@@ -18,8 +18,8 @@ from services.central.storage.registry import Registry
 from services.central.storage.removal import Removal
 from services.central.storage.requests import RequestLog
 from services.central.storage.submissions import Submissions
-from services.central.storage.tables import ResultTables
 from services.central.storage.sweeps import SweepStore
+from services.central.storage.tables import ResultTables
 from services.central.storage.users import Users
 from services.common.identity import identity_of
 from services.common.names import JOBS_EXCHANGE, job_queue

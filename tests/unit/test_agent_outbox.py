@@ -192,26 +192,36 @@ def test_resync_keeps_a_step_still_running_here(machine):
     assert not running.killed and processes.alive(running.pid, running.started)
 
 
-def test_heartbeat_cleanup_removes_job_directories_inside_the_work_root(machine, tmp_path):
+def test_heartbeat_cleanup_removes_deleted_jobs_leftovers_and_reports_them(machine, tmp_path):
+    """Central names deleted jobs by id: their directories and files go, then it is told."""
     job, served = make_job()
     rt = machine(job, served)
     root = rt.workspace.root
     (root / "job7" / "sub").mkdir(parents=True)
+    (root / "job7.2").mkdir()
+    (root / "job8").mkdir()
+    rt.files.uploaded = {"/jobs/7/result/a.txt": b"a", "/jobs/8/result/b.txt": b"b"}
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    cleanup = [str(root / "job7"), str(outside), "../elsewhere", str(root)]
+    sent = []
 
     class Beats:
         def call(self, service, method, **kwargs):
-            return {"cleanup": cleanup}
+            sent.append(kwargs.get("cleaned"))
+            return {"cleanup": [7, "../elsewhere", str(root)]} if len(sent) == 1 else {}
 
         def close(self):
             pass
 
     rt.beats = Beats()
     rt.heartbeat()
-    assert not (root / "job7").exists()
-    assert outside.is_dir() and root.is_dir()
+    assert not (root / "job7").exists() and not (root / "job7.2").exists()
+    assert (root / "job8").is_dir() and outside.is_dir() and root.is_dir()
+    assert list(rt.files.uploaded) == ["/jobs/8/result/b.txt"]
+    rt.heartbeat()
+    rt.heartbeat()
+    # Told once, at the next beat; not again after central stopped asking.
+    assert sent == [None, [7], None]
 
 
 def test_a_heartbeat_answer_without_cleanup_removes_nothing(machine):
