@@ -12,6 +12,7 @@ from nameko.extensions import DependencyProvider
 
 from db.session import make_engine, make_sessionmaker
 from services.central.storage.catalog import Catalog
+from services.central.storage.exclusive import Exclusive
 from services.central.storage.jobstore import JobStore
 from services.central.storage.outbox import Outbox
 from services.central.storage.registry import Registry
@@ -40,6 +41,7 @@ class Storage:
     outbox: Outbox
     submissions: Submissions
     users: Users
+    exclusive: Exclusive
 
 
 class Database(DependencyProvider):
@@ -60,6 +62,7 @@ class Database(DependencyProvider):
             outbox=Outbox(Session),
             submissions=Submissions(catalog),
             users=Users(Session),
+            exclusive=Exclusive(self.engine),
         )
 
     def stop(self):
