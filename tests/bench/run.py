@@ -28,6 +28,7 @@ BENCHMARKS = {
     "B3": "tests.bench.b3_gateway",
     "B4": "tests.bench.b4_dispatch",
     "B5": "tests.bench.b5_agent_idle",
+    "B6": "tests.bench.b6_centrals",
 }
 # Seconds the driver waits for a cancelled benchmark's thread to give up.
 GRACE = 20
@@ -157,8 +158,8 @@ def main(argv=None):
     interrupted = False
     try:
         for bench_id in args.ids:
-            if bench_id == "B5":
-                # B5 measures an agent of its own; nothing else may run meanwhile.
+            if bench_id in ("B5", "B6"):
+                # B5 and B6 measure meshes of their own; nothing else may run meanwhile.
                 ctx.close_shared()
             result = run_one(ctx, bench_id)
             errors += "error" in (result.get("detail") or {})
