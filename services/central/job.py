@@ -10,7 +10,7 @@ from services.common.cluster import DynamicRpc
 from services.common.errors import MirrorError
 from services.common.jobstates import FAILED, FINAL, KILLED, PREPARING, QUEUED
 from services.common.names import service_name
-from services.common.rpc import mirror_rpc, to_int
+from services.common.rpc import mirror_rpc, page_limit, to_int
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,22 @@ class JobService:
         return self.db.jobs.events(to_int(job_id, "job_id"), owner=self.caller.scope)
 
     @mirror_rpc
-    def list(self, state=None, rid=None, p_id=None, limit=100, name=None, submission_id=None):
-        """Job summaries, newest first, filtered by state, machine, project, name, submission."""
+    def list(
+        self, state=None, rid=None, p_id=None, limit=100, name=None, submission_id=None, after=None
+    ):
+        """Job summaries, newest first, filtered by state, machine, project, name, submission.
+
+        ``after`` (the ``job_id`` of the last summary of a page) gives the next page.
+        """
         return self.db.jobs.list(
             state=state,
             rid=to_int(rid, "rid", optional=True),
             p_id=to_int(p_id, "p_id", optional=True),
-            limit=to_int(limit, "limit"),
+            limit=page_limit(limit),
             owner=self.caller.scope,
             name=name,
             submission_id=submission_id,
+            after=to_int(after, "after", optional=True),
         )
 
     @mirror_rpc

@@ -161,10 +161,14 @@ class JobStore:
         owner=None,
         name=None,
         submission_id=None,
+        after=None,
     ):
         """Job summaries, newest first, filtered by states (comma-separated), machine,
-        project, owner, name and submission id."""
+        project, owner, name and submission id; ``after`` (a job id) starts the
+        page after that job, with older ones."""
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
+        if after is not None:
+            query = query.where(JOBS.c.id < after)
         if state is not None:
             states = [s.strip().upper() for s in str(state).split(",") if s.strip()]
             unknown = set(states) - set(STATES)
