@@ -82,10 +82,21 @@ def assert_each_job_once(mesh, p_id, ids):
         assert job["attempts"] == 1 and len(claims) == 1, (job_id, job["attempts"], claims)
 
 
+def reconciler_troubles(mesh):
+    """Lines where a central's reconciler failed or could not take its pass."""
+    lines = (mesh.log("central") + mesh.log("central2")).splitlines()
+    return [
+        line
+        for line in lines
+        if "services.central.reconciler" in line and (" ERROR " in line or "skipped" in line)
+    ]
+
+
 def test_two_centrals_run_a_sweep_each_job_once(mesh):
     p_id, ids = sweep(mesh, mesh.c_id)
     assert_each_job_once(mesh, p_id, ids)
     assert refused_claims(mesh, ids) == {}
+    assert reconciler_troubles(mesh) == []
 
 
 def test_one_central_killed_mid_sweep_the_other_finishes_it(mesh):
