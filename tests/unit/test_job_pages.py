@@ -120,3 +120,10 @@ def test_the_list_filters_have_indexes_in_list_order(engine):
     indexes = {tuple(i["column_names"]) for i in inspect(engine).get_indexes("jobs")}
     for column in ("project_id", "owner", "state", "rid", "name"):
         assert (column, "id") in indexes, column
+
+
+def test_every_job_without_a_limit_with_or_without_filters(store):
+    ids = make_jobs(store, 1, 3) + make_jobs(store, 2, 2)
+    assert [j["job_id"] for j in store.list(limit=None)] == ids[::-1]
+    assert [j["job_id"] for j in store.list(p_id=2, limit=None, after=ids[4])] == [ids[3]]
+    assert [j["job_id"] for j in store.list(state="queued,RUNNING", limit=None)] == ids[::-1]

@@ -46,18 +46,33 @@ def parse_states(state):
     return list(dict.fromkeys(states))
 
 
+def page(ids, limit):
+    """The summary columns of the rows ``ids`` (a query of job ids, newest first) selects.
+
+    With a ``limit``, the ids come first, on their own: read from the filter's
+    ``(column, id)`` index alone. Asked for every summary column at once,
+    PostgreSQL may instead walk the primary key down from ``after`` and skip
+    every job outside the filter on its way.
+    """
+    if limit is None:
+        every = select(*SUMMARY_COLUMNS).order_by(JOBS.c.id.desc())
+        return every if ids.whereclause is None else every.where(ids.whereclause)
+    chosen = ids.limit(limit)
+    return select(*SUMMARY_COLUMNS).where(JOBS.c.id.in_(chosen)).order_by(JOBS.c.id.desc())
+
+
 def list_rows(db, filters, states=None, limit=100, after=None):
     """Summary rows (mappings) matching ``filters`` (``{column: value}``), newest first.
 
     ``states`` None: any state. ``after``: only jobs with a smaller id.
     """
-    query = select(*SUMMARY_COLUMNS).order_by(JOBS.c.id.desc()).limit(limit)
+    ids = select(JOBS.c.id).order_by(JOBS.c.id.desc())
     if after is not None:
-        query = query.where(JOBS.c.id < after)
+        ids = ids.where(JOBS.c.id < after)
     for column, value in filters.items():
-        query = query.where(JOBS.c[column] == value)
+        ids = ids.where(JOBS.c[column] == value)
     if states is None:
-        return list(db.execute(query).mappings())
-    parts = [list(db.execute(query.where(JOBS.c.state == s)).mappings()) for s in states]
+        return list(db.execute(page(ids, limit)).mappings())
+    parts = [list(db.execute(page(ids.where(JOBS.c.state == s), limit)).mappings()) for s in states]
     merged = heapq.merge(*parts, key=lambda row: row["id"], reverse=True)
     return list(merged)[:limit] if limit is not None else list(merged)
