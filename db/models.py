@@ -161,8 +161,12 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_state_rid", "state", "rid"),
-        Index("ix_jobs_project", "project_id"),
-        Index("ix_jobs_owner", "owner"),
+        # The lists' filters with their order (newest first): a page reads only its rows.
+        Index("ix_jobs_project_id", "project_id", "id"),
+        Index("ix_jobs_owner_id", "owner", "id"),
+        Index("ix_jobs_state_id", "state", "id"),
+        Index("ix_jobs_rid_id", "rid", "id"),
+        Index("ix_jobs_name_id", "name", "id"),
         Index("ix_jobs_sweep_state", "sweep_id", "state"),
         NO_REUSE,
     )

@@ -12,7 +12,7 @@ from services.common.cluster import DynamicRpc
 from services.common.errors import MirrorError
 from services.common.jobstates import FAILED, FINAL, PREPARING, QUEUED
 from services.common.names import service_name
-from services.common.rpc import mirror_rpc, to_int
+from services.common.rpc import mirror_rpc, page_limit, to_int
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +59,23 @@ class JobService:
         name=None,
         submission_id=None,
         slurm_id=None,
+        after=None,
     ):
         """Job summaries, newest first, filtered by state, machine, project, name, submission.
 
-        ``slurm_id``: the job whose latest step ran as that Slurm job.
+        ``slurm_id``: the job whose latest step ran as that Slurm job. ``after`` (the
+        ``job_id`` of the last summary of a page) gives the next page.
         """
         return self.db.jobs.list(
             state=state,
             rid=to_int(rid, "rid", optional=True),
             p_id=to_int(p_id, "p_id", optional=True),
-            limit=to_int(limit, "limit"),
+            limit=page_limit(limit),
             owner=self.caller.scope,
             name=name,
             submission_id=submission_id,
             slurm_id=to_int(slurm_id, "slurm_id", optional=True),
+            after=to_int(after, "after", optional=True),
         )
 
     @mirror_rpc

@@ -3,7 +3,7 @@
 from services.central.checks import check_file_name, decode
 from services.central.providers import Caller, Database
 from services.central.requests import Requests, idempotent
-from services.common.rpc import mirror_rpc, to_int
+from services.common.rpc import mirror_rpc, page_limit, to_int
 
 
 class ProjectService:
@@ -37,12 +37,21 @@ class ProjectService:
         return self.db.catalog.list_projects(owner=self.caller.scope)
 
     @mirror_rpc
-    def getalljob(self, p_id):
-        """The job summaries of project ``p_id``, newest first."""
+    def getalljob(self, p_id, limit=None, after=None):
+        """The job summaries of project ``p_id``, newest first: all of them, or a page.
+
+        ``limit`` caps the page; ``after`` (the ``job_id`` of the last summary
+        of a page) gives the next one.
+        """
         p_id = to_int(p_id, "p_id")
         scope = self.caller.scope
         self.db.catalog.require_project(p_id, owner=scope)
-        return self.db.jobs.list(p_id=p_id, limit=None, owner=scope)
+        return self.db.jobs.list(
+            p_id=p_id,
+            limit=page_limit(limit, optional=True),
+            owner=scope,
+            after=to_int(after, "after", optional=True),
+        )
 
     @mirror_rpc
     def delete(self, p_id):

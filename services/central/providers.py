@@ -12,6 +12,7 @@ from nameko.extensions import DependencyProvider
 
 from db.session import make_engine, make_sessionmaker
 from services.central.storage.catalog import Catalog
+from services.central.storage.exclusive import Exclusive
 from services.central.storage.jobstore import JobStore
 from services.central.storage.outbox import Outbox
 from services.central.storage.registry import Registry
@@ -46,6 +47,7 @@ class Storage:
     removal: Removal
     tables: ResultTables
     sweeps: SweepStore
+    exclusive: Exclusive
 
 
 class Database(DependencyProvider):
@@ -69,6 +71,7 @@ class Database(DependencyProvider):
             removal=Removal(Session, self.files),
             tables=ResultTables(Session),
             sweeps=SweepStore(Session),
+            exclusive=Exclusive(self.engine),
         )
 
     def stop(self):

@@ -54,13 +54,17 @@ def drain(storage, queues, limit=10000, min_age=0):
 
     Rows younger than ``min_age`` seconds are left to the placer that is
     publishing them at this moment, so that a sweep does not go out twice.
+    Rows another central is draining at the same time are left to it.
     """
-    rows = storage.outbox.pending(limit, now() - timedelta(seconds=min_age) if min_age else None)
-    if rows:
+
+    def send(rows):
         publish(queues, [(job_id, rid, ncpus) for _, job_id, rid, ncpus in rows])
-        storage.outbox.done([entry_id for entry_id, _, _, _ in rows])
-        log.info("outbox: published %d job id(s)", len(rows))
-    return len(rows)
+
+    older_than = now() - timedelta(seconds=min_age) if min_age else None
+    count = storage.outbox.take(send, limit, older_than)
+    if count:
+        log.info("outbox: published %d job id(s)", count)
+    return count
 
 
 def place_waiting(storage, queues):

@@ -24,7 +24,25 @@ class Reconciler:
     """Mixin of the reconciler pass; the host provides ``db``, ``queues``, ``config`` and ``watch``."""
 
     def reconcile(self):
-        """Move the jobs of lost machines, place waiting jobs, republish, drain the outbox."""
+        """Move the jobs of lost machines, place waiting jobs, republish, drain the outbox.
+
+        One central process at a time does this (``storage/exclusive.py``):
+        while another holds the pass, this one skips it. Answers whether it ran.
+        """
+        try:
+            with self.db.exclusive.hold("reconciler") as held:
+                if held:
+                    self._steps()
+                else:
+                    log.debug("reconciler: another central process runs this pass")
+                return held
+        except Exception as exc:  # noqa: BLE001 - the database away: the next pass tries again
+            if unreachable(exc):
+                self.watch.restart(f"database unreachable ({type(exc).__name__})")
+            log.warning("reconciler: pass skipped: %s", exc)
+            return False
+
+    def _steps(self):
         reached = True
         for step in (self._recover_lost, self._place_waiting, self._republish, self._drain):
             try:

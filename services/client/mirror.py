@@ -117,9 +117,13 @@ class Mirror(SweepMethods, RpcClient):
         """Every job of a project with its ``params``, ``process`` and ``result`` (``project.results``)."""
         return self.call("project", "results", p_id=p_id)
 
-    def project_jobs(self, p_id):
-        """Summaries of every job of project ``p_id`` (``project.getalljob``)."""
-        return self.call("project", "getalljob", p_id=p_id)
+    def project_jobs(self, p_id, limit=None, after=None):
+        """Summaries of the jobs of project ``p_id`` (``project.getalljob``), newest first.
+
+        All of them, or a page of ``limit``; ``after`` (the last ``job_id`` of a page) the next.
+        """
+        page = {k: v for k, v in (("limit", limit), ("after", after)) if v is not None}
+        return self.call("project", "getalljob", p_id=p_id, **page)
 
     def add_package(self, path_or_bytes, name=None):
         """Register a calculation package: a zip file, a directory (zipped here) or zip bytes.
@@ -234,10 +238,16 @@ class Mirror(SweepMethods, RpcClient):
             log.info("polling: %s", exc)
             return None
 
-    def jobs(self, state=None, rid=None, p_id=None, limit=100, name=None, submission_id=None):
-        """Job summaries, newest first; ``state`` may be a list or a comma-separated text."""
+    def jobs(
+        self, state=None, rid=None, p_id=None, limit=100, name=None, submission_id=None, after=None
+    ):
+        """Job summaries, newest first; ``state`` may be a list or a comma-separated text.
+
+        ``after`` (the last ``job_id`` of a page) gives the next page.
+        """
         if state is not None and not isinstance(state, str):
             state = ",".join(state)
+        page = {"after": after} if after is not None else {}
         return self.call(
             "job",
             "list",
@@ -247,6 +257,7 @@ class Mirror(SweepMethods, RpcClient):
             limit=limit,
             name=name,
             submission_id=submission_id,
+            **page,
         )
 
     def getdata(self, job_id):

@@ -46,3 +46,11 @@ def to_int(value, name, *, optional=False):
         if text.lstrip("-").isdigit():
             return int(text)
     raise MirrorError(f"{name} must be an integer, got {value!r}")
+
+
+def page_limit(value, *, optional=False):
+    """The ``limit`` of a list: an integer (or its string) that is not negative."""
+    limit = to_int(value, "limit", optional=optional)
+    if limit is not None and limit < 0:
+        raise MirrorError(f"limit must not be negative, got {limit}")
+    return limit

@@ -209,11 +209,11 @@ class Context:
         self.databases.append(name)
         return url
 
-    def make_mesh(self, label, **overrides):
-        """A mesh on its own vhost and database (nothing started yet)."""
+    def make_mesh(self, label, db_url=None, **overrides):
+        """A mesh on its own vhost and database (``db_url``, or the run's kind; nothing started yet)."""
         vhost = self.new_vhost()
         tmp = self.tmp / f"{label}-{len(self.meshes)}"
-        mesh = BenchMesh(tmp, f"{BROKER}/{vhost}", self.new_db_url(), **overrides)
+        mesh = BenchMesh(tmp, f"{BROKER}/{vhost}", db_url or self.new_db_url(), **overrides)
         # tests.mesh.Mesh may move to a vhost of its own; use (and remove) that one.
         mesh.vhost = mesh.vhost_in_use
         if mesh.vhost != vhost:

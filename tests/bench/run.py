@@ -28,6 +28,8 @@ BENCHMARKS = {
     "B3": "tests.bench.b3_gateway",
     "B4": "tests.bench.b4_dispatch",
     "B5": "tests.bench.b5_agent_idle",
+    "B6": "tests.bench.b6_centrals",
+    "B7": "tests.bench.b7_grown",
     "B9": "tests.bench.b9_sweep_query",
 }
 # Seconds the driver waits for a cancelled benchmark's thread to give up.
@@ -42,6 +44,12 @@ def parse_args(argv):
     parser.add_argument("--only", help="comma-separated benchmark ids, e.g. B1,B3")
     parser.add_argument("--slots", type=int, help="agent slots of B1/B2 (default: all cores)")
     parser.add_argument(
+        "--b7-jobs",
+        type=int,
+        default=int(os.environ.get("MIRROR_B7_JOBS", 1_000_000)),
+        help="jobs B7 fills its database with (default 1,000,000, or MIRROR_B7_JOBS)",
+    )
+    parser.add_argument(
         "--timeout-scale", type=float, default=1.0, help="multiply every time limit"
     )
     parser.add_argument(
@@ -54,6 +62,8 @@ def parse_args(argv):
     unknown = [b for b in wanted if b and b not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]} (known: {', '.join(BENCHMARKS)})")
+    if args.b7_jobs < 1000:
+        parser.error(f"--b7-jobs must be at least 1000, got {args.b7_jobs}")
     args.ids = [b for b in BENCHMARKS if b in wanted]
     return args
 
@@ -158,8 +168,8 @@ def main(argv=None):
     interrupted = False
     try:
         for bench_id in args.ids:
-            if bench_id == "B5":
-                # B5 measures an agent of its own; nothing else may run meanwhile.
+            if bench_id in ("B5", "B6", "B7"):
+                # B5-B7 measure meshes of their own; nothing else may run meanwhile.
                 ctx.close_shared()
             result = run_one(ctx, bench_id)
             errors += "error" in (result.get("detail") or {})

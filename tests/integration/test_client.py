@@ -75,6 +75,11 @@ def test_projects_packages_dispatch_and_wait(client, autorun_mesh, tmp_path):
     assert data["result"]["result"].startswith("ftp://")
     assert sorted(j["job_id"] for j in client.jobs(p_id=p_id)) == ids
     assert sorted(j["job_id"] for j in client.project_jobs(p_id)) == ids
+    # A page at a time, newest first: the next page starts after the last job of one.
+    first = [j["job_id"] for j in client.jobs(p_id=p_id, limit=2)]
+    assert first == ids[:0:-1]
+    assert [j["job_id"] for j in client.jobs(p_id=p_id, limit=2, after=first[-1])] == ids[:1]
+    assert [j["job_id"] for j in client.project_jobs(p_id, limit=1, after=ids[2])] == ids[1:2]
     assert {j["job_id"] for j in client.jobs(state=["COMPLETED"], rid=1)} >= set(ids)
     (machine,) = client.machines()
     assert (machine["rid"], machine["name"], machine["online"]) == (1, "alpha", True)

@@ -6,6 +6,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from db.models import CalcPackage, Cleanup, Job, JobEvent, JobStep
 from services.central.storage import outbox
+from services.central.storage.joblists import list_rows, parse_states
 from services.central.storage.records import (
     JOBS,
     STEPS,
@@ -21,7 +22,7 @@ from services.central.storage.sweeps import new_sweep
 from services.central.storage.transitions import INSERT_EVENTS, apply_report, check_owner
 from services.common.errors import MirrorError, job_missing, package_missing
 from services.common.identity import LOCAL_NAME
-from services.common.jobstates import ACTIVE, KILLED, PENDING, QUEUED, STATES, STEP_RESET
+from services.common.jobstates import ACTIVE, KILLED, PENDING, QUEUED, STEP_RESET
 
 log = logging.getLogger(__name__)
 
@@ -177,32 +178,26 @@ class JobStore:
         name=None,
         submission_id=None,
         slurm_id=None,
+        after=None,
     ):
         """Job summaries, newest first, filtered by states (comma-separated), machine,
-        project, owner, name, submission id and the Slurm job id of its latest step."""
-        query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
-        if state is not None:
-            states = [s.strip().upper() for s in str(state).split(",") if s.strip()]
-            unknown = set(states) - set(STATES)
-            if unknown:
-                raise MirrorError(
-                    f"unknown job state {sorted(unknown)[0]!r}; one of {', '.join(STATES)}"
-                )
-            query = query.where(JOBS.c.state.in_(states))
-        if rid is not None:
-            query = query.where(JOBS.c.rid == rid)
-        if p_id is not None:
-            query = query.where(JOBS.c.project_id == p_id)
-        if owner is not None:
-            query = query.where(JOBS.c.owner == owner)
-        if name is not None:
-            query = query.where(JOBS.c.name == str(name))
-        if submission_id is not None:
-            query = query.where(JOBS.c.submission_id == str(submission_id))
-        if slurm_id is not None:
-            query = query.where(JOBS.c.slurm_id == slurm_id)
+        project, owner, name, submission id and the Slurm job id of its latest step;
+        ``after`` (a job id) starts the page after that job, with older ones."""
+        filters = {
+            column: value
+            for column, value in (
+                ("rid", rid),
+                ("project_id", p_id),
+                ("owner", owner),
+                ("name", None if name is None else str(name)),
+                ("submission_id", None if submission_id is None else str(submission_id)),
+                ("slurm_id", slurm_id),
+            )
+            if value is not None
+        }
+        states = parse_states(state) if state is not None else None
         with self.Session() as session:
-            return [summary(row) for row in session.execute(query).mappings()]
+            return [summary(row) for row in list_rows(session, filters, states, limit, after)]
 
     def by_submission(self, submission_id):
         """``(job id, owner)`` of the job submitted with ``submission_id``, or None."""

@@ -54,6 +54,27 @@ class Outbox:
                 query = query.where(OUTBOX.c.created < older_than)
             return [tuple(r) for r in session.execute(query.order_by(OUTBOX.c.id).limit(limit))]
 
+    def take(self, send, limit=10000, older_than=None):
+        """Hand the oldest rows (created before ``older_than``) to ``send``, then delete them.
+
+        One transaction: ``send`` gets ``(entry id, job_id, rid, ncpus)`` rows
+        and the rows go only once it returned. On PostgreSQL the rows are
+        locked and rows another drainer holds are skipped, so two central
+        processes draining at once never publish one row twice. Answers how
+        many rows went.
+        """
+        query = select(OUTBOX.c.id, OUTBOX.c.job_id, OUTBOX.c.rid, OUTBOX.c.ncpus)
+        if older_than is not None:
+            query = query.where(OUTBOX.c.created < older_than)
+        query = query.order_by(OUTBOX.c.id).limit(limit).with_for_update(skip_locked=True)
+        with self.Session.begin() as session:
+            rows = [tuple(r) for r in session.execute(query)]
+            if rows:
+                send(rows)
+                for part in chunks([entry_id for entry_id, _, _, _ in rows]):
+                    session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(part)))
+        return len(rows)
+
     def done(self, entry_ids):
         """Delete the published outbox rows ``entry_ids``."""
         with self.Session.begin() as session:

@@ -1,0 +1,92 @@
+"""Work that one central process at a time does: a lock shared by every central on one database.
+
+Several ``mirror central`` processes may run on one database (SPEC section 2).
+Claims and reports need nothing more (they lock the job row), but a periodic
+pass such as the reconciler's is done by one of them at a time: the others
+skip their pass while one holds the lock, and take it up once its holder
+stops or dies.
+
+- PostgreSQL: a session advisory lock (``pg_try_advisory_lock``) on a
+  connection held for the pass. The server drops it with the connection, so
+  a central killed mid-pass leaves no lock behind.
+- SQLite: an exclusive ``flock`` on a file beside the database file; the
+  kernel drops it with the process. An in-memory database belongs to one
+  process, so there the lock is always free.
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import zlib
+
+from sqlalchemy import text
+
+log = logging.getLogger(__name__)
+
+TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
+UNLOCK = text("SELECT pg_advisory_unlock(:key)")
+
+
+def lock_key(name):
+    """The advisory lock key of ``name``: a stable integer within PostgreSQL's bigint range."""
+    return zlib.crc32(f"mirror.{name}".encode())
+
+
+class Exclusive:
+    """``hold(name)``: whether this process may do the work ``name`` now, held for the block."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    @contextlib.contextmanager
+    def hold(self, name):
+        """Context manager yielding True while this process holds ``name``, False if another does."""
+        if self.engine.dialect.name == "postgresql":
+            with self._advisory(lock_key(name)) as held:
+                yield held
+        else:
+            with self._file(name) as held:
+                yield held
+
+    @contextlib.contextmanager
+    def _advisory(self, key):
+        conn = self.engine.connect()
+        try:
+            held = bool(conn.scalar(TRY_LOCK, {"key": key}))
+            # The session lock outlives the transaction; no transaction stays open meanwhile.
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        try:
+            yield held
+        finally:
+            if held:
+                try:
+                    conn.scalar(UNLOCK, {"key": key})
+                    conn.commit()
+                except Exception as exc:  # noqa: BLE001 - the lock must not go back to the pool
+                    log.warning("advisory lock %s not released (%s); connection dropped", key, exc)
+                    conn.invalidate()
+            conn.close()
+
+    @contextlib.contextmanager
+    def _file(self, name):
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield True
+            return
+        fd = os.open(f"{database}.{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
