@@ -18,6 +18,7 @@ from db.models import CalcPackage, Project
 from services.central.providers import Database, QueuePublisher
 from services.central.publisher import drain
 from services.central.reconciler import Reconciler
+from services.central.watch import Watch
 from tests.mesh import ROOT, wait_for
 
 
@@ -92,6 +93,7 @@ def placed_jobs(storage, count, rid=1):
 def reconciler(storage, fake):
     host = Reconciler()
     host.db, host.queues = storage, QueuePublisher(fake)
+    host.watch = Watch(watched=3600)
     # No grace: nobody else publishes these rows.
     host.config = {
         "RECONCILER": {"lost_after": 60, "on_machine_lost": "requeue", "outbox_after": 0}
