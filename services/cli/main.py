@@ -79,7 +79,17 @@ def parse_args(argv):
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_daemon_commands(sub)
     add_user_commands(sub)
-    return parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse takes a command's positional words in one run: those after an
+    # option (mirror get 7 --all DEST) come back as extras; a command that
+    # collects ``words`` gets them, any other extra is an error as usual.
+    if extra and isinstance(getattr(args, "words", None), list):
+        if any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.words += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def add_daemon_commands(sub):
@@ -218,8 +228,9 @@ def add_user_commands(sub):
         "get",
         help="download a job's results (DEST/<key>/...), its directory (--all), or a project's",
     )
-    fetch.add_argument("job_id", type=int, nargs="?", metavar="ID")
-    fetch.add_argument("dest", metavar="DEST")
+    # One list, split by the handler: an optional ID before DEST cannot be told
+    # apart by argparse once an option stands between them (get 7 --all DEST).
+    fetch.add_argument("words", nargs="+", metavar="[ID] DEST")
     fetch.add_argument(
         "--project", type=int, metavar="P_ID", help="every job's results, in DEST/<state name>/"
     )

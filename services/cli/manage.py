@@ -74,6 +74,7 @@ def folder_names(rows):
 
 def get(client, args, out):
     """``mirror get ID DEST`` or ``mirror get --project P_ID DEST``."""
+    args.job_id, args.dest = split_get_words(args.words)
     if args.project is None and args.job_id is None:
         raise CommandError("give a job ID or --project P_ID")
     if args.project is not None and args.job_id is not None:
@@ -83,6 +84,18 @@ def get(client, args, out):
     if args.project is None:
         return get_results(client, args, out)
     return get_project(client, args, out)
+
+
+def split_get_words(words):
+    """``(job id or None, DEST)`` of ``mirror get``'s positional words."""
+    if len(words) == 1:
+        return None, words[0]
+    if len(words) > 2:
+        raise CommandError(f"mirror get takes [ID] DEST, got {len(words)} words: {' '.join(words)}")
+    try:
+        return int(words[0]), words[1]
+    except ValueError:
+        raise CommandError(f"job ID must be an integer, got {words[0]!r}") from None
 
 
 def get_project(client, args, out):

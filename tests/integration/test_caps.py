@@ -20,11 +20,14 @@ def capped(tmp_path_factory, amqp_uri):
 
 
 def sweep(text_bytes, states):
-    """A para.xml with one long text value repeated in ``states`` states."""
+    """A para.xml for the demo package with one long text value repeated in ``states`` states."""
     xs = ";".join(str(i) for i in range(states))
     return (
         f'<Para><Param name="note" type="str">{"n" * text_bytes}</Param>'
-        f'<Param name="x" type="int" multistate="1">{xs}</Param></Para>'
+        '<Param name="model" type="file">wing.dat</Param>'
+        '<Param name="iterations" type="int">3</Param>'
+        '<Param name="mach" type="float">0.5</Param>'
+        f'<Param name="alpha" type="int" multistate="1">{xs}</Param></Para>'
     ).encode()
 
 

@@ -162,6 +162,20 @@ def test_a_rebuilt_directory_restarts_the_clock_of_the_time_limit(store):
     assert rebuilt["start_time"] is None and rebuilt["end_time"] is None
     again = store.report(job_id, 7, {"state": "RUNNING", "steps": {"a": {"state": "RUNNING"}}})
     assert again["start_time"] and not again["start_time"].startswith("2020")
+    # A whole run reported in one batch (autorun's deferred reports) keeps its times.
+    whole = store.report(
+        job_id,
+        7,
+        {
+            "state": "COMPLETED",
+            "reset_steps": True,
+            "steps": {
+                "a": {"state": "DONE", "start_time": "2021-01-01T00:00:00", "exit_code": 0},
+                "b": {"state": "DONE", "exit_code": 0},
+            },
+        },
+    )
+    assert whole["start_time"].startswith("2021-01-01") and whole["end_time"]
 
 
 def test_progress_and_plain_messages(store):

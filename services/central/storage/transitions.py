@@ -192,16 +192,17 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None):
     sets = {key: changes[key] for key in REPORTABLE & set(changes)}
     if isinstance(changes.get("slurm"), dict):
         sets["slurm_id"] = changes["slurm"].get("job_id")
+    if changes.get("reset_steps"):
+        # A rebuilt directory starts a new run: its time limit counts from its own
+        # first step. First, so that a run reported whole in one batch keeps its times.
+        sets.update(start_time=None, end_time=None)
     if new_state and new_state != job["state"]:
         sets.update(transition(job, new_state, changes, stamp))
     # A claim's own events belong to the attempt it starts.
     current = sets.get("attempts", job["attempts"]) or None
     step_sets, events = step_changes(job, steps, changes, stamp, current)
-    if changes.get("reset_steps"):
-        # A rebuilt directory starts a new run: its time limit counts from its own first step.
-        sets.update(start_time=None, end_time=None)
-        if "result" not in changes:
-            sets["result"] = {}
+    if changes.get("reset_steps") and "result" not in changes:
+        sets["result"] = {}
     step_now = sets.get("step", job["step"])
     message = changes.get("message", "")
     if new_state and new_state != job["state"]:
