@@ -1,15 +1,13 @@
 """``Mirror``: the Python client of a mesh, one method per RPC."""
 
-import base64
-import io
 import logging
 import time
-import zipfile
 from pathlib import Path
 
 from services.client.connection import MirrorError, RpcClient
 from services.client.eventstream import EventStream, StreamUnavailable
 from services.client.fetch import unpack_url
+from services.client.projects import ProjectMethods, _encode, zip_directory  # noqa: F401
 from services.client.sweeps import SweepMethods
 from services.common.jobstates import FINAL as FINAL_STATES
 from services.common.jobstates import PENDING
@@ -17,30 +15,7 @@ from services.common.jobstates import PENDING
 log = logging.getLogger("services.client")
 
 
-def _encode(data):
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return base64.b64encode(bytes(data)).decode("ascii")
-
-
-def zip_directory(directory):
-    """The zip (bytes) of every file under ``directory``, with relative names.
-
-    Python's caches (``__pycache__``, ``*.pyc``) are left out.
-    """
-    directory = Path(directory)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(directory.rglob("*")):
-            rel = path.relative_to(directory)
-            if "__pycache__" in rel.parts or path.suffix == ".pyc":
-                continue
-            if path.is_file():
-                archive.write(path, rel.as_posix())
-    return buffer.getvalue()
-
-
-class Mirror(SweepMethods, RpcClient):
+class Mirror(ProjectMethods, SweepMethods, RpcClient):
     """A client of one mesh: ``Mirror(amqp_uri, exchange="mirror_com", timeout=30)``.
 
     Each method calls one RPC and returns its value (``MirrorError`` for a
@@ -50,81 +25,7 @@ class Mirror(SweepMethods, RpcClient):
     #: Seconds without an event before a waiting client looks at its jobs all the same.
     stream_quiet = 3.0
 
-    # -- projects and packages ------------------------------------------------------
-    def new_project(self, name, description=""):
-        """Create a project; return its ``p_id``."""
-        return self.call("project", "new", name=name, description=description)
-
-    def upload(self, p_id, name, content):
-        """Store ``content`` (bytes, or text as UTF-8) as file ``name`` of project ``p_id``."""
-        self.call("project", "upload", p_id=p_id, name=name, content=_encode(content))
-
-    def upload_dir(self, p_id, directory):
-        """Upload every file under ``directory`` (recursively, relative names); return the names."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise MirrorError(f"{directory} is not a directory", "project", "upload")
-        names = []
-        for path in sorted(directory.rglob("*")):
-            if path.is_file():
-                name = path.relative_to(directory).as_posix()
-                self.upload(p_id, name, path.read_bytes())
-                names.append(name)
-        return names
-
-    def upload_files(self, p_id, paths):
-        """Add or replace files of project ``p_id``; return the names stored, in order.
-
-        A file is stored under its own name; a directory gives every file under
-        it, named relative to that directory. Every path is read before the
-        first upload, so a missing one or two files of one name upload nothing.
-        """
-        planned = {}
-        for path in map(Path, paths):
-            if path.is_dir():
-                found = [(f.relative_to(path).as_posix(), f) for f in sorted(path.rglob("*"))]
-            elif path.is_file():
-                found = [(path.name, path)]
-            else:
-                raise MirrorError(f"{path}: no such file or directory", "project", "upload")
-            for name, file in found:
-                if not file.is_file():
-                    continue
-                if name in planned:
-                    raise MirrorError(
-                        f"{planned[name][0]} and {file} would both be project file '{name}'",
-                        "project",
-                        "upload",
-                    )
-                try:
-                    planned[name] = (file, file.read_bytes())
-                except OSError as exc:
-                    raise MirrorError(
-                        f"cannot read {file}: {exc.strerror}", "project", "upload"
-                    ) from None
-        for name, (_, data) in planned.items():
-            self.upload(p_id, name, data)
-        return list(planned)
-
-    def projects(self):
-        return self.call("project", "list")
-
-    def delete_project(self, p_id):
-        """Delete a project, its files and its finished jobs (``project.delete``)."""
-        return self.call("project", "delete", p_id=p_id)
-
-    def project_results(self, p_id):
-        """Every job of a project with its ``params``, ``process`` and ``result`` (``project.results``)."""
-        return self.call("project", "results", p_id=p_id)
-
-    def project_jobs(self, p_id, limit=None, after=None):
-        """Summaries of the jobs of project ``p_id`` (``project.getalljob``), newest first.
-
-        All of them, or a page of ``limit``; ``after`` (the last ``job_id`` of a page) the next.
-        """
-        page = {k: v for k, v in (("limit", limit), ("after", after)) if v is not None}
-        return self.call("project", "getalljob", p_id=p_id, **page)
-
+    # -- packages -------------------------------------------------------------------
     def add_package(self, path_or_bytes, name=None):
         """Register a calculation package: a zip file, a directory (zipped here) or zip bytes.
 
