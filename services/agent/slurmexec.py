@@ -160,6 +160,9 @@ class SlurmExecutor:
         while True:
             code = ledger.exit_code(running.ledger_file, running.token)
             if code is not None:
+                if not running.slurm.get("nodelist"):
+                    # A step over before Slurm was asked where it ran: asked once now.
+                    self.look(running)
                 return True, code
             now = time.monotonic()
             if now >= getattr(running, "slurm_next", 0.0):
