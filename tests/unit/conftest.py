@@ -1,7 +1,29 @@
-"""Fixtures of the unit tests: an agent runtime over fakes."""
+"""Fixtures of the unit tests: an agent runtime over fakes, a seeded central database."""
 
 import pytest
 from agent_support import close, runtime
+
+from db.migrate import upgrade
+from db.models import CalcPackage, Project
+from db.session import make_engine, make_sessionmaker
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def seeded_engine(request, tmp_path):
+    """A migrated central database, on SQLite and on PostgreSQL, with project 1 and package 1."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/mirror.db"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    with make_sessionmaker(engine).begin() as session:
+        session.add(Project(id=1, name="p"))
+        session.add(
+            CalcPackage(id=1, name="c", adapter_xml="<x/>", size=1, sha256="0", ftp_path="/c")
+        )
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

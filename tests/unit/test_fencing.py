@@ -9,9 +9,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from db.migrate import upgrade
-from db.models import CalcPackage, Job, Project, Request
-from db.session import make_engine, make_sessionmaker
+from db.models import Job, Request
+from db.session import make_sessionmaker
 from services.central.requests import Ticket, idempotent
 from services.central.storage.jobstore import JobStore
 from services.central.storage.requests import RequestLog
@@ -21,22 +20,9 @@ CLAIM = {"state": "PREPARING", "message": "claimed"}
 READY = {"state": "READY", "message": "files generated"}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def Session(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mirror.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    Session = make_sessionmaker(engine)
-    with Session.begin() as session:
-        session.add(Project(id=1, name="p"))
-        session.add(
-            CalcPackage(id=1, name="c", adapter_xml="<x/>", size=1, sha256="0", ftp_path="/c")
-        )
-    yield Session
-    engine.dispose()
+@pytest.fixture
+def Session(seeded_engine):
+    return make_sessionmaker(seeded_engine)
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import inspect
 
-from db.migrate import upgrade
-from db.models import CalcPackage, Project
-from db.session import make_engine, make_sessionmaker
+from db.models import Project
+from db.session import make_sessionmaker
 from services.central.job import JobService
 from services.central.project import ProjectService
 from services.central.storage.catalog import Catalog
@@ -19,21 +18,12 @@ from services.central.storage.jobstore import JobStore
 from services.common.errors import MirrorError
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mirror.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    with make_sessionmaker(engine).begin() as session:
-        session.add_all([Project(id=1, name="p"), Project(id=2, name="q")])
-        session.add(
-            CalcPackage(id=1, name="c", adapter_xml="<x/>", size=1, sha256="0", ftp_path="/c")
-        )
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(seeded_engine):
+    """The seeded database with a second project."""
+    with make_sessionmaker(seeded_engine).begin() as session:
+        session.add(Project(id=2, name="q"))
+    return seeded_engine
 
 
 @pytest.fixture

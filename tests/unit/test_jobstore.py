@@ -6,29 +6,15 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from db.migrate import upgrade
-from db.models import CalcPackage, JobEvent, Project
-from db.session import make_engine, make_sessionmaker
+from db.models import JobEvent
+from db.session import make_sessionmaker
 from services.central.storage.jobstore import JobStore
 from services.common.errors import MirrorError
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mirror.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    Session = make_sessionmaker(engine)
-    with Session.begin() as session:
-        session.add(Project(id=1, name="p"))
-        session.add(
-            CalcPackage(id=1, name="c", adapter_xml="<x/>", size=1, sha256="0", ftp_path="/c")
-        )
-    yield JobStore(Session)
-    engine.dispose()
+@pytest.fixture
+def store(seeded_engine):
+    return JobStore(make_sessionmaker(seeded_engine))
 
 
 def make_jobs(store, count=1, rid=7, steps=("a", "b")):

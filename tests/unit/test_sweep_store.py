@@ -4,9 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from db.migrate import upgrade
-from db.models import CalcPackage, Project
-from db.session import make_engine, make_sessionmaker
+from db.session import make_sessionmaker
 from services.central.storage.jobstore import JobStore
 from services.central.storage.sweeps import SweepStore
 from services.common.where import matcher
@@ -20,25 +18,13 @@ PARAMS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def stores(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mirror.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    upgrade(engine)
-    Session = make_sessionmaker(engine)
-    with Session.begin() as session:
-        session.add(Project(id=1, name="p"))
-        session.add(
-            CalcPackage(id=1, name="c", adapter_xml="<x/>", size=1, sha256="0", ftp_path="/c")
-        )
+@pytest.fixture
+def stores(seeded_engine):
+    Session = make_sessionmaker(seeded_engine)
     jobs, sweeps = JobStore(Session), SweepStore(Session)
     states = [SimpleNamespace(index=i, name=f"s{i}", params=p) for i, p in enumerate(PARAMS)]
     ids = jobs.create(1, 1, "para.xml", states, ["a"], [7] * len(states), sweep={"p_id": 1})
     yield sweeps, jobs.get(ids[0])["sweep_id"], ids
-    engine.dispose()
 
 
 @pytest.mark.parametrize(
