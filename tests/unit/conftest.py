@@ -2,6 +2,7 @@
 
 import pytest
 from agent_support import close, runtime
+from dbsupport import database_url
 
 from db.migrate import upgrade
 from db.models import CalcPackage, Project
@@ -9,13 +10,17 @@ from db.session import make_engine, make_sessionmaker
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
+def engine(request, tmp_path):
+    """An empty database (not migrated), on SQLite and on PostgreSQL."""
+    engine = make_engine(database_url(request, tmp_path))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def seeded_engine(request, tmp_path):
     """A migrated central database, on SQLite and on PostgreSQL, with project 1 and package 1."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mirror.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
+    engine = make_engine(database_url(request, tmp_path))
     upgrade(engine)
     with make_sessionmaker(engine).begin() as session:
         session.add(Project(id=1, name="p"))

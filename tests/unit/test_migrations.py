@@ -1,24 +1,11 @@
 """The alembic migrations build the schema of db/models.py, and step back down, on both backends."""
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from db.migrate import downgrade, upgrade
 from db.models import Base
-from db.session import make_engine
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mirror.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def schema_diff(engine):

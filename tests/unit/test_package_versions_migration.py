@@ -5,19 +5,6 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from db.migrate import downgrade, upgrade
-from db.session import make_engine
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mirror.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-
 
 PACKAGE = (
     "INSERT INTO calc_packages (id, name, adapter_name, version, adapter_xml, size, sha256,"

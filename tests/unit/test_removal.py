@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
+from dbsupport import database_url
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -26,12 +27,7 @@ class Files:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def parts(request, tmp_path):
-    url = (
-        f"sqlite:///{tmp_path}/mirror.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    engine = make_engine(url)
+    engine = make_engine(database_url(request, tmp_path))
     upgrade(engine)
     Session = make_sessionmaker(engine)
     with Session.begin() as session:

@@ -1,22 +1,8 @@
 """Migration 0003: existing work belongs to ``local``, existing packages stay shared; and back."""
 
-import pytest
 from sqlalchemy import inspect, text
 
 from db.migrate import downgrade, upgrade
-from db.session import make_engine
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/mirror.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-
 
 ROWS = (
     "INSERT INTO projects (id, name, description, created) VALUES (1, 'p', '', :t)",
