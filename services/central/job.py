@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 CLAIM = {"state": PREPARING, "message": "claimed"}
 
 
+def leaves_rows_to_publish(job):
+    """Whether a report on ``job`` may have dated back outbox rows to publish now."""
+    ended = job.get("sweep_id") is not None and job["state"] in FINAL
+    return ended or (job["state"] == QUEUED and job.get("rid") is not None)
+
+
 class JobService:
     """Job records, cancellation, and the claims and reports of agents."""
 
@@ -251,14 +257,15 @@ class JobService:
         return out
 
     def _send_requeued(self, jobs):
-        """Publish at once the jobs of a throttled sweep that ended jobs released.
+        """Publish at once the jobs that ended jobs released or retries placed elsewhere.
 
-        An ended job of a throttled sweep releases waiting ones (outbox rows
+        An ended job of a throttled sweep releases waiting ones, and a job its
+        retry policy placed on another machine waits for it (outbox rows
         dated back, ``storage/policies.py``): they go out now, not at the
-        reconciler's next pass. A job its retry policy queued again is left
-        to that pass: its machine may still hold its id, and would ignore it.
+        reconciler's next pass. A retry left unplaced is left to that pass:
+        its machine may still hold its id, and would ignore it.
         """
-        if not any(j.get("sweep_id") is not None and j["state"] in FINAL for j in jobs):
+        if not any(map(leaves_rows_to_publish, jobs)):
             return
         try:
             min_age = float((self.config.get("RECONCILER") or {}).get("outbox_after", 10))

@@ -32,10 +32,10 @@ PACKAGE_FILE = select(CalcPackage.ftp_path).where(CalcPackage.id == bindparam("k
 
 @retry_disconnects
 class JobStore:
-    """All reads and writes of jobs, their steps and their events."""
+    """Jobs, steps, events; ``stale_after`` (`elsewhere.stale_after`) places retries at once."""
 
-    def __init__(self, sessionmaker):
-        self.Session = sessionmaker
+    def __init__(self, sessionmaker, stale_after=None):
+        self.Session, self.stale_after = sessionmaker, stale_after
 
     # -- creation ----------------------------------------------------------
     def create(
@@ -242,9 +242,10 @@ class JobStore:
 
         ``attempt`` (the claim the agent works under) must be the job's current one.
         """
+        stale = self.stale_after
         with self.Session.begin() as session:
             # The session's connection itself: no ORM execution layer for Core statements.
-            return apply_report(session.connection(), job_id, rid, changes, expect, attempt)
+            return apply_report(session.connection(), job_id, rid, changes, expect, attempt, stale)
 
     def report_many(self, rid, reports):
         """Reports ``(job_id, changes, expect, attempt)`` of machine ``rid`` in one transaction.
@@ -252,12 +253,12 @@ class JobStore:
         Answers one ``[code, value]`` each. A refused report writes nothing,
         so the others go on.
         """
-        out = []
+        out, stale = [], self.stale_after
         with self.Session.begin() as session:
             db = session.connection()
             for job_id, changes, expect, attempt in reports:
                 try:
-                    out.append([0, apply_report(db, job_id, rid, changes, expect, attempt)])
+                    out.append([0, apply_report(db, job_id, rid, changes, expect, attempt, stale)])
                 except MirrorError as exc:
                     out.append([-1, str(exc)])
         return out

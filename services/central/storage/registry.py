@@ -1,11 +1,11 @@
 """Resource machines: heartbeats, who is online, and where a new job should go."""
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import delete, select
 
 from db.models import Cleanup, Job, Machine
+from services.central.storage.elsewhere import stale_after
 from services.central.storage.records import iso, now
 from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError
@@ -21,9 +21,7 @@ class Registry:
     def __init__(self, sessionmaker, jobs, agent_config):
         self.Session = sessionmaker
         self.jobs = jobs
-        self.stale_after = timedelta(
-            seconds=float(agent_config["heartbeat"]) * float(agent_config["offline_after"])
-        )
+        self.stale_after = stale_after(agent_config)
 
     def heartbeat(self, rid, name, slots, tags, autorun, started_at=None, roots=(), slurm=None):
         """Register machine ``rid`` or refresh what it offers and when it was last heard.

@@ -167,14 +167,16 @@ def check_changes(job_id, changes):
         raise MirrorError(f"unknown job state {new_state!r}")
 
 
-def apply_report(db, job_id, rid, changes, expect, attempt=None):
+def apply_report(db, job_id, rid, changes, expect, attempt=None, stale=None):
     """Apply one report inside the caller's transaction on connection ``db``; answer the record.
 
     ``changes`` may hold ``state``, ``message``, ``steps`` (``{step_id:
     {state, exit_code, start_time, end_time}}``), ``reset_steps`` and the
     fields in ``REPORTABLE``. Every state or step change appends an event,
     which records the attempt it happened under. ``attempt`` (the claim the
-    reporter works under) must be the job's current one.
+    reporter works under) must be the job's current one. ``stale`` (how long
+    a machine stays online after its heartbeat) lets a retry go at once to
+    another machine with room (`policies.maybe_retry`).
     Every check comes before the first write, so a refused report writes nothing.
     """
     check_changes(job_id, changes)
@@ -229,7 +231,7 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None):
     job.update(sets)
     steps = [{**s, **step_sets.get(s["id"], {})} for s in steps]
     if old_state != job["state"]:
-        policies.after_transition(db, job, old_state, steps, stamp, queued_again)
+        policies.after_transition(db, job, old_state, steps, stamp, queued_again, stale)
     log.debug("Job<%s> report %s", job_id, changes)
     return record(job, steps)
 
