@@ -3,7 +3,8 @@
 A claim of a job whose sweep already runs ``max_running`` jobs is refused (it
 stays QUEUED); when one of them ends, the oldest waiting jobs of the sweep go
 back to the outbox for their machine. A job that fails the way its
-``RETRY_ON`` parameter names is queued again, up to ``MAX_RETRIES`` times.
+``RETRY_ON`` parameter names is queued again, up to ``MAX_RETRIES`` times,
+on another machine when one has room (`elsewhere`).
 """
 
 import logging
