@@ -209,13 +209,12 @@ const SweepPage = (() => {
         return;
       }
       render();
-      root.dataset.sweepId = sweepId;
       await refreshJobs();
     }
 
     // A job event concerns this sweep only if it is of the sweep's project.
     const wants = (type, data) => type === "job" && (!sweep || data.p_id === undefined || data.p_id === sweep.p_id);
-    return { refresh, wants, leave: () => { delete root.dataset.sweepId; } };
+    return { refresh, wants };
   }
 
   return { create };
