@@ -109,7 +109,12 @@ const SweepPage = (() => {
     const outcome = el("p", { id: "sweep-outcome" });
     const kill = el("button", { type: "button", id: "sweep-kill", class: "danger" }, "Kill");
     const retry = el("button", { type: "button", id: "sweep-retry" }, "Retry failed and killed");
-    const throttleField = el("input", { type: "number", min: 0, step: 1, id: "throttle-value", class: "short" });
+    // What the user types stays until it is set: refreshes fill the field only while it is untouched.
+    let throttleEdited = false;
+    const throttleField = el("input", {
+      type: "number", min: 0, step: 1, id: "throttle-value", class: "short",
+      oninput: () => { throttleEdited = true; },
+    });
     const throttle = el("button", { type: "button", id: "sweep-throttle-set" }, "Set throttle");
     root.replaceChildren(
       el("p", {}, el("a", { href: "#/sweeps" }, "← sweeps"), " · ", el("a", { href: "#/" }, "overview")),
@@ -159,7 +164,10 @@ const SweepPage = (() => {
       // The service judges the number (and says what is wrong with it).
       if (text === "") throw new Error("give the most jobs to run at once (0: no limit)");
       return Api.call("sweep", "throttle", { sweep_id: sweepId, max_running: Number(text) });
-    }, report("Throttle", (a) => (a.max_running ? `at most ${a.max_running} running` : "throttle lifted")));
+    }, (err, answer) => {
+      if (!err) throttleEdited = false;
+      report("Throttle", (a) => (a.max_running ? `at most ${a.max_running} running` : "throttle lifted"))(err, answer);
+    });
 
     function render() {
       title.replaceChildren(`Sweep ${sweepId} `, el("span", { class: "muted" },
@@ -171,7 +179,7 @@ const SweepPage = (() => {
       scope.textContent = filters.where
         ? `Kill and retry act on the jobs matching: ${filters.where}`
         : "Kill and retry act on every job of the sweep (filter the jobs below to act on fewer).";
-      if (document.activeElement !== throttleField) throttleField.value = sweep.max_running;
+      if (!throttleEdited) throttleField.value = sweep.max_running;
     }
 
     async function refreshJobs() {

@@ -195,7 +195,12 @@ def test_sweep_list_page_where_kill_and_throttle(mesh, browser, shots):
     # Kill what the filter selects (jobs 5 and 6), then, filter cleared, the rest.
     click_twice(driver, "#sweep-kill")
     wait_for(lambda: (counts(driver) or {}).get(KILLED) == 2, 30, what="two killed")
-    assert driver.find_element("id", "sweep-outcome").text == "killed 2 job(s)"
+    # The events may show the kills before the call's answer reaches the page.
+    wait_for(
+        lambda: driver.find_element("id", "sweep-outcome").text == "killed 2 job(s)",
+        20,
+        what="the kill's outcome",
+    )
     states = [mesh.ann.ok("job-query", job_id=j)["state"] for j in ids]
     assert states[4:] == [KILLED, KILLED] and KILLED not in states[:4]
     filter_where(driver, "")
