@@ -54,6 +54,7 @@ def main(argv=None):
     green()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     from eventlet.event import Event
+    from eventlet.greenpool import GreenPool
     from nameko.runners import ServiceRunner
 
     from services.agent.services import agent_services
@@ -88,8 +89,12 @@ def main(argv=None):
                 raise
     # SIGALRM's default action ends a stop that hangs on a broken connection.
     signal.alarm(30)
+    # All at once: one after the other, fifty machines' stops add up past the alarm.
+    stopping = GreenPool(len(runners))
     for runner in runners:
-        runner.stop()
+        stopping.spawn(runner.stop)
+    stopping.waitall()
+    print(f"agent host: {len(runners)} machines stopped", flush=True)
     return 0
 
 

@@ -9,7 +9,8 @@ every 10 s). The central process alone is sampled with psutil
    (``tests/bench/agent_host.py``: each machine's ``jobagent_<rid>`` service,
    the agent's own heartbeat, recovery, autorun, claim and report code); the
    figure is this window's CPU in % of one core, and the CPU of one heartbeat
-   is what it adds to the reference, divided by the beats the window holds;
+   is what it adds to the reference, divided by the beats the window holds
+   (nameko's timer keeps a fixed rate: machines x window / heartbeat);
 3. while the fifty machines run a sweep of short ``trivial`` jobs: the
    dispatch call is timed on its own, and from its answer until no job is
    left unfinished the central CPU beyond the idle rate, divided by the jobs,
@@ -20,6 +21,8 @@ sampled for its RSS and idle CPU, beside the host's cost per machine: what
 fifty real agent processes would have cost this 2-core machine.
 """
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,7 +84,24 @@ def start_host(ctx, mesh):
     t0 = time.monotonic()
     ctx.wait(all_online, 180, interval=1, what=f"{MACHINES} machines online")
     log(f"B8: {MACHINES} machines online after {time.monotonic() - t0:.1f}s")
-    return psutil.Process(proc.pid), rids
+    return proc, rids
+
+
+def stop_host(proc):
+    """Stop the agent host as a machine's agent is stopped (SIGTERM), killed past a limit."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    t0 = time.monotonic()
+    try:
+        proc.wait(40)
+        log(
+            f"B8: the agent host stopped in {time.monotonic() - t0:.1f}s (exit code {proc.returncode})"
+        )
+    except subprocess.TimeoutExpired:
+        log("B8: the agent host did not stop on SIGTERM; killing it")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def claim_sweep(ctx, mesh, central, idle_rate):
@@ -137,13 +157,15 @@ def run(ctx):
         RECONCILER={"interval": 10, "lost_after": 60},
         MONITOR={"interval": 5},
     )
+    host_proc = None
     try:
         mesh.start_core()
         central = psutil.Process(mesh.pid("central"))
         log(f"B8: central alone for {WINDOW_S}s")
         (base_cpu,), base_wall = measure(ctx, [central], WINDOW_S)
         base_rate = base_cpu / base_wall
-        host, rids = start_host(ctx, mesh)
+        host_proc, rids = start_host(ctx, mesh)
+        host = psutil.Process(host_proc.pid)
         # The machines' start-up (registration, recovery, catch-up) is not idleness.
         ctx.sleep(SETTLE_S)
         log(f"B8: central with {MACHINES} idle machines for {WINDOW_S}s")
@@ -157,6 +179,9 @@ def run(ctx):
         sweep = claim_sweep(ctx, mesh, central, idle_rate)
         real_rss, real_cpu = real_agent(ctx, mesh, MACHINES + 1)
     finally:
+        # The machines first: with central gone they would only log failed beats.
+        if host_proc is not None:
+            stop_host(host_proc)
         ctx.close_mesh(mesh)
     value = 100 * idle_rate
     detail = {
