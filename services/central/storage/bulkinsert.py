@@ -49,6 +49,11 @@ def insert_rows(db, table, shared, columns, rows):
     db.execute(text(statement), {"rows": data, "shared": json.dumps(shared, default=plain)})
 
 
+def int_array(values):
+    """``values`` (integers) as one PostgreSQL array literal, to bind as a single text."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
 def defaults(table, given):
     """The Python-side defaults of ``table``'s columns not in ``given``, as column values."""
     out = {}

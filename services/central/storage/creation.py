@@ -5,7 +5,7 @@ front (``bulkinsert``); SQLite, where a statement costs no round trip, gets
 multi-row Core inserts.
 """
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from services.central.storage import bulkinsert
 from services.central.storage.records import EVENTS, JOBS, STEPS
@@ -17,6 +17,16 @@ VARYING = ("state_index", "state_name", "params", "ncpus", "time_limit", "rid", 
 
 INSERT_STEPS = insert(STEPS)
 INSERT_EVENTS = insert(EVENTS)
+STEPS_FROM_IDS = text(
+    "INSERT INTO job_steps (job_id, position, step_id, state) "
+    "SELECT j.id, t.pos - 1, t.step_id, :pending "
+    "FROM unnest(CAST(:ids AS integer[])) AS j(id) "
+    "CROSS JOIN unnest(CAST(:steps AS text[])) WITH ORDINALITY AS t(step_id, pos)"
+)
+EVENTS_FROM_IDS = text(
+    "INSERT INTO job_events (job_id, time, state, message) "
+    "SELECT j.id, :stamp, :queued, 'dispatched' FROM unnest(CAST(:ids AS integer[])) AS j(id)"
+)
 
 
 def insert_jobs(db, shared, varying, step_ids, stamp):
@@ -30,20 +40,10 @@ def insert_jobs(db, shared, varying, step_ids, stamp):
         bulkinsert.insert_rows(
             db, JOBS, shared, ("id", *VARYING), ((i, *v) for i, v in zip(ids, varying, strict=True))
         )
-        bulkinsert.insert_rows(
-            db,
-            STEPS,
-            {"state": PENDING},
-            ("job_id", "position", "step_id"),
-            ((job_id, pos, step_id) for job_id in ids for pos, step_id in enumerate(step_ids)),
-        )
-        bulkinsert.insert_rows(
-            db,
-            EVENTS,
-            {"time": stamp, "state": QUEUED, "message": "dispatched"},
-            ("job_id",),
-            ((job_id,) for job_id in ids),
-        )
+        # Steps and events follow from the ids alone: the server makes their rows.
+        params = {"ids": bulkinsert.int_array(ids), "stamp": stamp, "queued": QUEUED}
+        db.execute(STEPS_FROM_IDS, {**params, "steps": list(step_ids), "pending": PENDING})
+        db.execute(EVENTS_FROM_IDS, params)
         return ids
     rows = [{**shared, **dict(zip(VARYING, v, strict=True))} for v in varying]
     # The ids come back in the order of ``rows``.
