@@ -21,9 +21,7 @@ def store(seeded_engine):
 
 
 def states(count, **params):
-    return [
-        SimpleNamespace(index=i, name=f"s{i}", params={"X": i, **params}) for i in range(count)
-    ]
+    return [SimpleNamespace(index=i, name=f"s{i}", params={"X": i, **params}) for i in range(count)]
 
 
 def count(store, model, **where):
@@ -83,10 +81,13 @@ def test_many_jobs_get_ascending_ids_in_state_order(store):
         by_id = {r.id: r for r in rows}
     assert [by_id[i].state_index for i in ids] == list(range(2500))
     assert [by_id[i].rid for i in ids] == placements
-    assert all((by_id[i].published_at is None) == (rid is None) for i, rid in zip(ids, placements))
+    assert all(
+        (by_id[i].published_at is None) == (rid is None)
+        for i, rid in zip(ids, placements, strict=True)
+    )
     assert count(store, JobStep) == 3 * 1 + 2500 * 3
     assert count(store, JobEvent, state="QUEUED") == 2503
-    placed = [i for i, rid in zip(ids, placements) if rid is not None]
+    placed = [i for i, rid in zip(ids, placements, strict=True) if rid is not None]
     with store.Session() as session:
         outbox = session.execute(select(OutboxEntry.job_id, OutboxEntry.rid, OutboxEntry.ncpus))
         entries = {r.job_id: (r.rid, r.ncpus) for r in outbox}
