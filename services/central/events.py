@@ -35,7 +35,7 @@ MACHINE_EVERY = 5
 # Events published between two yields to the other green threads: a backlog
 # (a 100,000-job dispatch records 100,000 events at once) must not hold up
 # the RPC calls this process serves meanwhile.
-YIELD_EVERY = 50
+YIELD_EVERY = 10
 
 
 class EventDatabase(Database):
