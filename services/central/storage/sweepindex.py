@@ -26,9 +26,9 @@ from services.common.where import MISSING, as_number, compare
 LOAD_ROUND = 10000
 # Between two jobs' JSON texts: a control character, never raw in valid JSON.
 SEPARATOR = "\x1e"
-# Jobs held in every index of one process together (about 100 bytes each per
-# parameter); the least recently used sweeps are dropped past it.
-MAX_JOBS = 1_000_000
+# Jobs held in every index of one process together (B9's sweep of three
+# parameters takes about 90 bytes a job); the least recently used go past it.
+MAX_JOBS = 500_000
 
 
 class Column:
