@@ -9,8 +9,10 @@ of the log, so a restart publishes nothing twice; a stream that resumes asks
 """
 
 import logging
+import time
 
-from nameko.amqp.publish import Publisher
+from nameko.amqp.publish import get_producer
+from nameko.constants import DEFAULT_RETRY_POLICY
 from nameko.timer import timer
 
 from services.central.providers import Caller, Database
@@ -30,6 +32,13 @@ log = logging.getLogger(__name__)
 RELAY_INTERVAL = 0.2
 # Machines are compared every this many relay ticks (once a second).
 MACHINE_EVERY = 5
+# Events published between two yields to the other green threads: a backlog
+# (a 100,000-job dispatch records 100,000 events at once) must not hold up
+# the RPC calls this process serves meanwhile.
+YIELD_EVERY = 10
+# Job events read and published per tick at most (1,500 a second): a backlog
+# drains at that pace in the background instead of taking most of this process.
+RELAY_PAGE = 300
 
 
 class EventDatabase(Database):
@@ -40,9 +49,7 @@ class EventDatabase(Database):
         self.log = EventLog(self.storage.jobs.Session)
         self.relay = None
         self.ticks = 0
-        self.publisher = Publisher(
-            self.container.config["AMQP_URI"], serializer="json", delivery_mode=1
-        )
+        self.amqp_uri = self.container.config["AMQP_URI"]
 
     def start(self):
         self.relay = Relay(self.log.last_id())
@@ -50,6 +57,30 @@ class EventDatabase(Database):
 
     def get_dependency(self, worker_ctx):
         return self
+
+    def publish(self, events):
+        """Publish ``events`` in order over one producer, yielding every ``YIELD_EVERY``.
+
+        Without publisher confirms: the relay has moved its mark before
+        publishing, so a refused event could not be sent again anyway, and a
+        confirm per event would triple the relay's CPU. The events are
+        transient; a stream that misses some resumes through ``events.since``.
+        """
+        with get_producer(self.amqp_uri, confirms=False) as producer:
+            for count, event in enumerate(events, 1):
+                producer.publish(
+                    event,
+                    exchange=EVENTS_EXCHANGE,
+                    routing_key=routing_key(event),
+                    declare=[EVENTS_EXCHANGE],
+                    serializer="json",
+                    delivery_mode=1,
+                    retry=True,
+                    retry_policy=DEFAULT_RETRY_POLICY,
+                )
+                if count % YIELD_EVERY == 0:
+                    # time.sleep is eventlet's in the central process: a yield.
+                    time.sleep(0)
 
 
 class EventsService:
@@ -92,19 +123,13 @@ class EventsService:
         relay = db.relay
         if relay is None:
             return
-        events = relay.take(db.log.after(relay.high))
+        events = relay.take(db.log.after(relay.high, limit=RELAY_PAGE))
         gaps = relay.pending_gaps()
         if gaps:
             events += relay.take(db.log.by_ids(gaps))
         db.ticks += 1
         if db.ticks % MACHINE_EVERY == 0:
             events += relay.machine_changes(db.storage.machines.list())
-        for event in events:
-            db.publisher.publish(
-                event,
-                exchange=EVENTS_EXCHANGE,
-                routing_key=routing_key(event),
-                declare=[EVENTS_EXCHANGE],
-            )
         if events:
+            db.publish(events)
             log.debug("published %d event(s), up to event %d", len(events), relay.high)

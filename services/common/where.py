@@ -189,7 +189,8 @@ def names(tree):
     return names(tree[1])  # in
 
 
-_MISSING = object()
+# The value of a parameter a job does not have.
+MISSING = object()
 
 
 def as_number(value):
@@ -206,9 +207,9 @@ def as_number(value):
     return None
 
 
-def _compare(op, left, right):
+def compare(op, left, right):
     """``left op right``: numerically when both read as numbers, else as text for == and !=."""
-    if left is _MISSING or right is _MISSING:
+    if left is MISSING or right is MISSING:
         # A job without the parameter matches no comparison but "differs".
         return op == "!="
     a, b = as_number(left), as_number(right)
@@ -230,7 +231,7 @@ def _compare(op, left, right):
 
 def _value(node, params):
     if node[0] == "name":
-        return params.get(node[1], _MISSING)
+        return params.get(node[1], MISSING)
     return node[1]
 
 
@@ -244,10 +245,10 @@ def evaluate(tree, params):
     if kind == "not":
         return not evaluate(tree[1], params)
     if kind == "cmp":
-        return _compare(tree[1], _value(tree[2], params), _value(tree[3], params))
+        return compare(tree[1], _value(tree[2], params), _value(tree[3], params))
     if kind == "in":
         left = _value(tree[1], params)
-        return any(_compare("==", left, choice) for choice in tree[2])
+        return any(compare("==", left, choice) for choice in tree[2])
     raise WhereError(f"where: cannot evaluate a bare {kind}")
 
 

@@ -2,6 +2,7 @@
 
 import json
 import logging
+from itertools import islice
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -10,16 +11,19 @@ from services.central.storage import outbox, policies
 from services.central.storage.policies import SWEEPS
 from services.central.storage.records import EVENTS, JOBS, STEPS, iso, now, summary
 from services.central.storage.retry import retry_disconnects
+from services.central.storage.sweepindex import IndexCache
 from services.central.storage.sweepstats import MAX_DISTINCT, estimate, failures
 from services.central.storage.wheresql import prefilter
 from services.common.errors import MirrorError, sweep_missing
 from services.common.jobstates import ACTIVE, FINAL, QUEUED, STATES, STEP_RESET
-from services.common.where import matcher, parse
+from services.common.where import evaluate, parse
 
 log = logging.getLogger(__name__)
 
-# Jobs read per round when a ``where`` filter runs over a sweep's parameters.
+# Jobs read per round when a ``where`` filter runs over a submission sweep's parameters.
 SCAN = 20000
+# Job ids read by id at most per round when a page of an indexed sweep fills up.
+ROUND = 5000
 
 
 def value_text(value):
@@ -94,6 +98,8 @@ class SweepStore:
 
     def __init__(self, sessionmaker):
         self.Session = sessionmaker
+        # Shared by the workers of a service: each index is read once per process.
+        self.indexes = IndexCache()
 
     def require(self, sweep_id, owner=None, kind=None):
         """The sweep's row; one of someone else (or of another ``kind``) answers as missing."""
@@ -167,11 +173,11 @@ class SweepStore:
 
     def jobs(self, sweep_id, owner=None, state=None, where=None, limit=100, after=0):
         """Summaries (with parameters) of the sweep's jobs past id ``after``, oldest first."""
-        keep = matcher(where)
         states = check_states(state) if state is not None else None
+        tree = parse(where) if where is not None else None
         with self.Session() as session:
-            self._row(session, sweep_id, owner)
-            if where is None:
+            row = self._row(session, sweep_id, owner)
+            if tree is None:
                 query = (
                     select(JOBS)
                     .where(JOBS.c.sweep_id == sweep_id, JOBS.c.id > after)
@@ -181,46 +187,85 @@ class SweepStore:
                 if states is not None:
                     query = query.where(JOBS.c.state.in_(states))
                 rows = session.execute(query).mappings()
-                return [{**summary(row), "params": row["params"]} for row in rows]
-            # Only ids and parameters while filtering; the full rows of the matches after.
-            narrow = None
-            if session.get_bind().dialect.name == "postgresql":
-                narrow = prefilter(parse(where))
-            found = []
-            while len(found) < limit:
-                query = (
-                    select(JOBS.c.id, JOBS.c.params)
-                    .where(JOBS.c.sweep_id == sweep_id, JOBS.c.id > after)
-                    .order_by(JOBS.c.id)
-                    .limit(SCAN)
-                )
-                if states is not None:
-                    query = query.where(JOBS.c.state.in_(states))
-                if narrow is not None:
-                    query = query.where(narrow)
-                rows = session.execute(query).all()
-                found += [job_id for job_id, params in rows if keep(params)]
-                if len(rows) < SCAN:
-                    break
-                after = rows[-1][0]
-            found = found[:limit]
-            if not found:
-                return []
-            rows = session.execute(
-                select(JOBS).where(JOBS.c.id.in_(found)).order_by(JOBS.c.id)
-            ).mappings()
+            elif row["kind"] == "dispatch":
+                index = self.indexes.get(session, sweep_id)
+                found = index.ids_after(index.select(tree), after)
+                rows = self._rows_of(session, found, states, limit)
+            else:
+                rows = self._scan(session, sweep_id, tree, states, limit, after)
             return [{**summary(row), "params": row["params"]} for row in rows]
+
+    @staticmethod
+    def _rows_of(db, ids, states, limit):
+        """The rows of the first ``limit`` of ``ids`` (in order) that exist and are in ``states``.
+
+        Read by id in growing rounds: a job deleted since the index was read,
+        or in another state, makes room for the next.
+        """
+        out, size = [], limit
+        ids = iter(ids)
+        while len(out) < limit:
+            part = list(islice(ids, size))
+            if not part:
+                break
+            # By id alone (a job never changes sweep): a sweep condition would
+            # make SQLite walk the sweep's index instead of the primary key.
+            query = select(JOBS).where(JOBS.c.id.in_(part))
+            if states is not None:
+                query = query.where(JOBS.c.state.in_(states))
+            out += db.execute(query.order_by(JOBS.c.id)).mappings().all()
+            size = min(size * 4, ROUND)
+        return out[:limit]
+
+    @staticmethod
+    def _scan(db, sweep_id, tree, states, limit, after):
+        """The rows of a submission sweep that ``tree`` matches, read a round at a time.
+
+        Jobs join a submission sweep one by one, so no index of it is kept.
+        """
+        # Only ids and parameters while filtering; the full rows of the matches after.
+        narrow = prefilter(tree) if db.get_bind().dialect.name == "postgresql" else None
+        found = []
+        while len(found) < limit:
+            query = (
+                select(JOBS.c.id, JOBS.c.params)
+                .where(JOBS.c.sweep_id == sweep_id, JOBS.c.id > after)
+                .order_by(JOBS.c.id)
+                .limit(SCAN)
+            )
+            if states is not None:
+                query = query.where(JOBS.c.state.in_(states))
+            if narrow is not None:
+                query = query.where(narrow)
+            rows = db.execute(query).all()
+            found += [job_id for job_id, params in rows if evaluate(tree, params or {})]
+            if len(rows) < SCAN:
+                break
+            after = rows[-1][0]
+        found = found[:limit]
+        if not found:
+            return []
+        query = select(JOBS).where(JOBS.c.id.in_(found)).order_by(JOBS.c.id)
+        return db.execute(query).mappings().all()
 
     def targets(self, sweep_id, owner=None, states=None, where=None):
         """``(job_id, state)`` of the sweep's jobs in ``states`` that ``where`` matches."""
-        keep = matcher(where)
+        tree = parse(where) if where is not None else None
         query = select(JOBS.c.id, JOBS.c.state, JOBS.c.params).where(JOBS.c.sweep_id == sweep_id)
         if states is not None:
             query = query.where(JOBS.c.state.in_(list(states)))
         with self.Session() as session:
-            self._row(session, sweep_id, owner)
+            row = self._row(session, sweep_id, owner)
+            if tree is not None and row["kind"] == "dispatch":
+                index = self.indexes.get(session, sweep_id)
+                keep = {index.ids[pos] for pos in index.select(tree)}
+                query = query.with_only_columns(JOBS.c.id, JOBS.c.state)
+                rows = session.execute(query.order_by(JOBS.c.id)).all()
+                return [(job_id, state) for job_id, state in rows if job_id in keep]
             rows = session.execute(query.order_by(JOBS.c.id)).all()
-        return [(job_id, state) for job_id, state, params in rows if keep(params)]
+        if tree is None:
+            return [(job_id, state) for job_id, state, _ in rows]
+        return [(job_id, state) for job_id, state, params in rows if evaluate(tree, params or {})]
 
     def retry(self, job_ids, states, reason):
         """Queue finished jobs again as a new attempt of the same ids; answer those queued.
@@ -325,5 +370,6 @@ class SweepStore:
             if cleanups:
                 db.execute(insert(Cleanup.__table__), cleanups)
             db.execute(delete(SWEEPS).where(SWEEPS.c.id == sweep_id))
+        self.indexes.drop(sweep_id)
         log.info("Sweep<%s> deleted with %d job(s)", sweep_id, len(ids))
         return len(ids)
