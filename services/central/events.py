@@ -10,7 +10,6 @@ of the log, so a restart publishes nothing twice; a stream that resumes asks
 
 import logging
 
-from nameko.amqp.publish import Publisher
 from nameko.timer import timer
 
 from services.central.providers import Caller, Database
@@ -23,6 +22,7 @@ from services.common.events import (
     parse_filters,
     routing_key,
 )
+from services.common.nameko_ext import publish_unconfirmed
 from services.common.rpc import mirror_rpc, to_int
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,7 @@ class EventDatabase(Database):
         self.log = EventLog(self.storage.jobs.Session)
         self.relay = None
         self.ticks = 0
-        self.publisher = Publisher(
-            self.container.config["AMQP_URI"], serializer="json", delivery_mode=1
-        )
+        self.amqp_uri = self.container.config["AMQP_URI"]
 
     def start(self):
         self.relay = Relay(self.log.last_id())
@@ -99,12 +97,13 @@ class EventsService:
         db.ticks += 1
         if db.ticks % MACHINE_EVERY == 0:
             events += relay.machine_changes(db.storage.machines.list())
-        for event in events:
-            db.publisher.publish(
-                event,
-                exchange=EVENTS_EXCHANGE,
-                routing_key=routing_key(event),
-                declare=[EVENTS_EXCHANGE],
-            )
         if events:
+            # Unconfirmed and transient: a stream that misses one resumes from the log.
+            publish_unconfirmed(
+                db.amqp_uri,
+                [(event, routing_key(event)) for event in events],
+                EVENTS_EXCHANGE,
+                serializer="json",
+                delivery_mode=1,
+            )
             log.debug("published %d event(s), up to event %d", len(events), relay.high)

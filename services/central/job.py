@@ -197,14 +197,16 @@ class JobService:
         """
         if not isinstance(changes, dict):
             raise MirrorError("changes must be an object")
+        released = []
         job = self.db.jobs.report(
             to_int(job_id, "job_id"),
             to_int(rid, "rid"),
             changes,
             expect,
             to_int(attempt, "attempt", optional=True),
+            released,
         )
-        self._send_requeued([job])
+        self._send_released(released)
         return job
 
     @mirror_rpc
@@ -236,9 +238,10 @@ class JobService:
         if claim is not None:
             valid.append((to_int(claim, "claim"), CLAIM, [QUEUED], None))
         # One transaction for all of them.
-        done = iter(self.db.jobs.report_many(rid, valid))
+        released = []
+        done = iter(self.db.jobs.report_many(rid, valid, released))
         out = {"reports": [o if o is not None else next(done) for o in outcomes]}
-        self._send_requeued([value for code, value in out["reports"] if code == 0])
+        self._send_released(released)
         out["claimed"] = out["claim_error"] = None
         if claim is not None:
             code, value = next(done)
@@ -250,23 +253,19 @@ class JobService:
                 out["claim_error"] = str(exc)
         return out
 
-    def _send_requeued(self, jobs):
-        """Publish at once the jobs of a throttled sweep that ended jobs released.
+    def _send_released(self, entries):
+        """Publish at once the waiting jobs of a throttled sweep that ended jobs released.
 
-        An ended job of a throttled sweep releases waiting ones (outbox rows
-        dated back, ``storage/policies.py``): they go out now, not at the
-        reconciler's next pass. A job its retry policy queued again is left
-        to that pass: its machine may still hold its id, and would ignore it.
+        Their outbox rows are dated back (``storage/policies.py``): were this
+        publish lost, the reconciler's next drain sends them. A job its retry
+        policy queued again is left to that drain too: its machine may still
+        hold its id, and would ignore it.
         """
-        if not any(j.get("sweep_id") is not None and j["state"] in FINAL for j in jobs):
+        if not entries:
             return
-        try:
-            min_age = float((self.config.get("RECONCILER") or {}).get("outbox_after", 10))
-            publisher.drain(self.db, self.queues, min_age=min_age)
-        # The reports are recorded whatever the broker says: the reconciler's
-        # next pass publishes what is left.
-        except Exception as exc:  # noqa: BLE001
-            log.warning("requeued jobs left to the reconciler: %s", exc)
+        # The reports are recorded whatever the broker says: the outbox keeps
+        # what did not go out.
+        publisher.publish_placed(self.db, self.queues, entries)
 
     @mirror_rpc
     def remove(self, job_id, rid):

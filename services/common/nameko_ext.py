@@ -11,10 +11,11 @@ import time
 
 from kombu.common import maybe_declare
 from kombu.messaging import Consumer
-from nameko.amqp.publish import Publisher
+from nameko.amqp.publish import Publisher, get_producer
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
+    DEFAULT_RETRY_POLICY,
     DEFAULT_SERIALIZER,
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
@@ -32,6 +33,27 @@ class ReplyPublisher(Publisher):
     """
 
     use_confirms = False
+
+
+def publish_unconfirmed(amqp_uri, messages, exchange, **options):
+    """Publish ``(body, routing_key)`` pairs on ``exchange`` through one pooled producer.
+
+    No broker confirm: for messages whose loss a reader makes up for (the
+    event stream resumes from the log by id). One producer for the lot,
+    rather than nameko's ``Publisher.publish`` per message, which takes a
+    producer from the pool and waits for a confirm each time.
+    """
+    with get_producer(amqp_uri, False) as producer:
+        for body, routing_key in messages:
+            producer.publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                declare=[exchange],
+                retry=True,
+                retry_policy=DEFAULT_RETRY_POLICY,
+                **options,
+            )
 
 
 class FastResponder(Responder):

@@ -25,6 +25,10 @@ SWEEPS = Sweep.__table__
 # drain publishes them (it leaves young rows to the placer publishing them).
 RELEASE_AGE = timedelta(hours=1)
 
+#: The key of a job row read with its sweep's ``max_running`` (`transitions.reported_row`);
+#: a row without it has the throttle read on its own.
+SWEEP_LIMIT = "sweep_limit"
+
 
 def running_in(db, sweep_id):
     """How many jobs of the sweep an agent holds now."""
@@ -38,11 +42,12 @@ def check_throttle(db, job):
     The sweep's row is locked first, so that claims on two machines at once
     count one after the other.
     """
-    if job["sweep_id"] is None:
+    if job["sweep_id"] is None or not job.get(SWEEP_LIMIT, True):
+        # Read with the job's row (`SWEEP_LIMIT`): an unthrottled sweep costs
+        # its claims no query and no lock, so they never wait on each other.
         return
     query = select(SWEEPS.c.max_running).where(SWEEPS.c.id == job["sweep_id"])
-    # Unthrottled sweeps take no lock: their claims must not wait on each other.
-    if not db.execute(query).scalar():
+    if SWEEP_LIMIT not in job and not db.execute(query).scalar():
         return
     limit = db.execute(query.with_for_update()).scalar()
     if not limit:
@@ -162,9 +167,15 @@ def maybe_retry(db, job, steps, stamp, insert_event):
 
 
 def after_transition(db, job, old_state, steps, stamp, insert_event):
-    """What a job's sweep and policy do once a report moved it from ``old_state``."""
+    """What a job's sweep and policy do once a report moved it from ``old_state``.
+
+    Answers the ``(job_id, rid, ncpus)`` entries of the sweep's waiting jobs
+    it released (a throttled sweep's), for the caller to publish once committed.
+    """
     if job["state"] == FAILED and old_state != FAILED:
         maybe_retry(db, job, steps, stamp, insert_event)
     if old_state in ACTIVE and (job["state"] in FINAL or job["state"] == QUEUED):
-        if job["sweep_id"] is not None:
-            release(db, job["sweep_id"], stamp)
+        # A sweep unthrottled when the job's row was read releases nothing.
+        if job["sweep_id"] is not None and job.get(SWEEP_LIMIT, True):
+            return release(db, job["sweep_id"], stamp)
+    return []
