@@ -110,3 +110,57 @@ function ageText(iso) {
 function timeText(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }
+
+function durationText(seconds) {
+  if (seconds === null || seconds === undefined) return "unknown";
+  if (seconds < 90) return `${Number(seconds).toFixed(1)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+// One bar with a segment per job state, its width the state's share of `counts`.
+function stateBar(counts, total) {
+  const bar = el("div", { class: "bar", title: JOB_STATES.map((s) => `${s}: ${counts[s] || 0}`).join(", ") });
+  for (const state of JOB_STATES) {
+    const n = counts[state] || 0;
+    if (!n) continue;
+    bar.append(el("span", {
+      class: `seg state-${state.toLowerCase()}`, style: `flex-grow: ${n}`,
+      dataset: { state, count: n },
+    }, n));
+  }
+  if (!total) bar.append(el("span", { class: "seg empty" }, "no jobs"));
+  return bar;
+}
+
+// A button that acts on a second click within 5 s; `done(error, answer)` reports how it went.
+function armed(button, label, action, done) {
+  let timer = null;
+  button.addEventListener("click", async () => {
+    if (button.disabled) return;
+    if (!button.classList.contains("armed")) {
+      button.classList.add("armed");
+      button.textContent = `Confirm ${label.toLowerCase()}`;
+      timer = setTimeout(() => {
+        button.classList.remove("armed");
+        button.textContent = label;
+      }, 5000);
+      return;
+    }
+    clearTimeout(timer);
+    button.classList.remove("armed");
+    button.textContent = label;
+    button.disabled = true;
+    let error = null;
+    let answer;
+    try {
+      answer = await action();
+    } catch (err) {
+      error = err;
+    } finally {
+      button.disabled = false;
+    }
+    done(error, answer);
+    App.refresh();
+  });
+}

@@ -1,4 +1,4 @@
-// The dashboard's shell: login, routing between the overview and a job page, live updates.
+// The dashboard's shell: login, routing between the pages, live updates.
 "use strict";
 
 const App = (() => {
@@ -68,7 +68,10 @@ const App = (() => {
       showLive();
     };
     const onEvent = (message) => {
-      if (view && view.onEvent) view.onEvent(message.type, JSON.parse(message.data || "{}"));
+      const data = JSON.parse(message.data || "{}");
+      // A page may say which events concern it (a sweep's page: its project's jobs).
+      if (view && view.wants && !view.wants(message.type, data)) return;
+      if (view && view.onEvent) view.onEvent(message.type, data);
       soon();
     };
     stream.addEventListener("job", onEvent);
@@ -84,12 +87,27 @@ const App = (() => {
     showLive();
   }
 
+  // [hash pattern, page name, the page's view]; the overview for anything else.
+  const ROUTES = [
+    [/^#\/jobs?\/(\d+)/, "job", (root, id) => JobPage.create(root, id)],
+    [/^#\/sweeps?\/(\d+)/, "sweep", (root, id) => SweepPage.create(root, id)],
+    [/^#\/sweeps\/?$/, "sweeps", (root) => SweepList.create(root)],
+  ];
+
   function route() {
     if (view && view.leave) view.leave();
     const root = document.getElementById("view");
-    const match = /^#\/jobs?\/(\d+)/.exec(location.hash);
-    view = match ? JobPage.create(root, Number(match[1])) : Overview.create(root);
-    document.body.dataset.page = match ? "job" : "overview";
+    let page = "overview";
+    view = null;
+    for (const [pattern, name, make] of ROUTES) {
+      const match = pattern.exec(location.hash);
+      if (!match) continue;
+      page = name;
+      view = make(root, Number(match[1]));
+      break;
+    }
+    if (!view) view = Overview.create(root);
+    document.body.dataset.page = page;
     refresh();
   }
 

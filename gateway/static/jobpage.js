@@ -8,35 +8,6 @@ const JobPage = (() => {
   // Whether the gateway serves /files (the events side of the mesh may be absent).
   let filesRoute = null;
 
-  function armed(button, label, action) {
-    let timer = null;
-    button.addEventListener("click", async () => {
-      if (button.disabled) return;
-      if (!button.classList.contains("armed")) {
-        button.classList.add("armed");
-        button.textContent = `Confirm ${label.toLowerCase()}`;
-        timer = setTimeout(() => {
-          button.classList.remove("armed");
-          button.textContent = label;
-        }, 5000);
-        return;
-      }
-      clearTimeout(timer);
-      button.classList.remove("armed");
-      button.textContent = label;
-      button.disabled = true;
-      try {
-        await action();
-        App.notice("");
-      } catch (err) {
-        App.notice(`${label}: ${err.message}`);
-      } finally {
-        button.disabled = false;
-        App.refresh();
-      }
-    });
-  }
-
   function progressBar(process) {
     const current = Number((process || {}).currentstep || 0);
     const all = Number((process || {}).allstep || 0);
@@ -138,11 +109,12 @@ const JobPage = (() => {
     // Monitoring read once more after the job ended, then left as it is.
     let lastReadFinal = false;
 
-    armed(kill, "Kill", () => Api.call("job", "cancel", { job_id: jobId }));
+    const report = (label) => (err) => App.notice(err ? `${label}: ${err.message}` : "");
+    armed(kill, "Kill", () => Api.call("job", "cancel", { job_id: jobId }), report("Kill"));
     armed(remove, "Delete", async () => {
       await Api.call(`jobdelete_${job.rid}`, "do", { job_id: jobId, force: 1 });
       location.hash = "#/";
-    });
+    }, report("Delete"));
 
     function renderHead() {
       const final = FINAL_STATES.includes(job.state);
@@ -152,6 +124,8 @@ const JobPage = (() => {
         el("dl", {},
           el("dt", {}, "project"), el("dd", {}, job.p_id),
           el("dt", {}, "machine"), el("dd", {}, job.rid === null ? "not placed yet" : job.rid),
+          el("dt", {}, "sweep"), el("dd", {}, job.sweep_id === null || job.sweep_id === undefined
+            ? "none" : el("a", { href: `#/sweep/${job.sweep_id}`, id: "job-sweep" }, job.sweep_id)),
           el("dt", {}, "step"), el("dd", {}, job.step || ""),
           el("dt", {}, "submitted"), el("dd", {}, timeText(job.submit_time)),
           el("dt", {}, "started"), el("dd", {}, timeText(job.start_time)),

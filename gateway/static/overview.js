@@ -32,20 +32,6 @@ const Overview = (() => {
     });
   }
 
-  function stateBar(counts, total) {
-    const bar = el("div", { class: "bar", title: JOB_STATES.map((s) => `${s}: ${counts[s] || 0}`).join(", ") });
-    for (const state of JOB_STATES) {
-      const n = counts[state] || 0;
-      if (!n) continue;
-      bar.append(el("span", {
-        class: `seg state-${state.toLowerCase()}`, style: `flex-grow: ${n}`,
-        dataset: { state, count: n },
-      }, n));
-    }
-    if (!total) bar.append(el("span", { class: "seg empty" }, "no jobs"));
-    return bar;
-  }
-
   function projectRows(projects, jobs) {
     const counts = new Map();
     for (const job of jobs) {

@@ -10,7 +10,7 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
 from nameko.timer import timer
 
-from services.agent import autorun, identity, packing, recovery, resync, stages
+from services.agent import autorun, identity, killing, packing, recovery, resync, stages
 from services.agent.expiry import Deadline, drop_expired
 from services.agent.logs import read_logs
 from services.agent.runtime import AgentRuntime
@@ -106,11 +106,21 @@ class JobKill:
     deadline = Deadline()
 
     @mirror_rpc
-    def do(self, job_id, reason=None):
-        """Stop the job; ``reason`` (default ``killed by user``) becomes its error."""
+    def do(self, job_id=None, reason=None, job_ids=None):
+        """Stop the job; ``reason`` (default ``killed by user``) becomes its error.
+
+        With ``job_ids`` instead of ``job_id``, stop all of them in this one
+        call and answer ``{"stopped", "errors"}`` (`killing.kill_many`).
+        """
         drop_expired(self.deadline, self.rt.rid)
-        job = stages.fetch(self.rt, to_int(job_id, "job_id"))
-        stages.kill(self.rt, job, str(reason) if reason else "killed by user")
+        reason = str(reason) if reason else "killed by user"
+        if job_ids is not None:
+            if job_id is not None:
+                raise MirrorError("name job_id or job_ids, not both")
+            return killing.kill_many(self.rt, job_ids, reason)
+        if job_id is None:
+            raise MirrorError("job_id is required (or job_ids, a list of job ids)")
+        stages.kill(self.rt, stages.fetch(self.rt, to_int(job_id, "job_id")), reason)
         return []
 
 

@@ -254,12 +254,14 @@ class JobService:
         return out
 
     def _send_released(self, entries):
-        """Publish at once the waiting jobs of a throttled sweep that ended jobs released.
+        """Publish at once the jobs that ended jobs released or retries placed elsewhere.
 
-        Their outbox rows are dated back (``storage/policies.py``): were this
-        publish lost, the reconciler's next drain sends them. A job its retry
-        policy queued again is left to that drain too: its machine may still
-        hold its id, and would ignore it.
+        An ended job of a throttled sweep releases waiting ones, and a job its
+        retry policy placed on another machine waits for it (outbox rows
+        dated back, ``storage/policies.py``): they go out now, not at the
+        reconciler's next pass, which sends them were this publish lost. A
+        retry left unplaced or pinned is left to that pass: its machine may
+        still hold its id, and would ignore it.
         """
         if not entries:
             return

@@ -12,6 +12,7 @@ from nameko.extensions import DependencyProvider
 
 from db.session import make_engine, make_sessionmaker
 from services.central.storage.catalog import Catalog
+from services.central.storage.elsewhere import stale_after
 from services.central.storage.exclusive import Exclusive
 from services.central.storage.jobstore import JobStore
 from services.central.storage.outbox import Outbox
@@ -59,7 +60,7 @@ class Database(DependencyProvider):
         Session = make_sessionmaker(self.engine)
         self.files = FileStore(config["FTP"])
         catalog = Catalog(Session, self.files)
-        jobs = JobStore(Session)
+        jobs = JobStore(Session, stale_after(config["AGENT"]))
         self.storage = Storage(
             catalog=catalog,
             jobs=jobs,

@@ -46,7 +46,9 @@ class Reconciler:
         reached = True
         for step in (self._recover_lost, self._place_waiting, self._republish, self._drain):
             try:
-                step()
+                # A step answers False when heartbeats could not reach central.
+                if step() is False:
+                    reached = False
             # One failing step (the broker or the database away) leaves the others
             # to run: the next pass tries it again.
             except Exception as exc:  # noqa: BLE001
@@ -105,6 +107,8 @@ class Reconciler:
                 self.watch.watched(),
             )
             return
+        if lost and not self.watch.hears():
+            return False
         fail = config["on_machine_lost"] == "fail"
         for rid in lost:
             reason = f"resource machine {rid} stopped sending heartbeats"

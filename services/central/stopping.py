@@ -1,6 +1,12 @@
-"""Stopping a job: queued ones in central, others through their machine's ``jobkill``."""
+"""Stopping jobs: queued ones in central, others through their machine's ``jobkill``.
+
+One job (``job.cancel``) takes one ``jobkill_<rid>.do(job_id)`` call; many
+(``sweep.kill``) take one ``jobkill_<rid>.do(job_ids=[...])`` call per machine.
+"""
 
 import logging
+import math
+from collections import defaultdict
 
 from nameko.exceptions import RpcTimeout, UnknownService
 
@@ -36,6 +42,61 @@ def stop_job(db, services, timeout, job, reason):
         return
     if code != 0:
         raise MirrorError(value)
+
+
+# Jobs a machine stops side by side in one call (``services/agent/killing.py``):
+# the call's timeout grows by one ``timeout`` per round of that many.
+KILL_POOL = 16
+
+
+def stop_jobs(db, services, timeout, jobs, reason):
+    """Stop ``jobs`` (records), one ``jobkill`` call per machine; answer ``(stopped ids, errors)``.
+
+    Finished jobs are skipped; queued ones are stopped in central; the jobs
+    of an offline or silent machine are recorded KILLED here, as `stop_job`
+    does. ``errors`` are ``"job <id>: <message>"`` texts.
+    """
+    stopped, errors = [], []
+    by_machine = defaultdict(list)
+    for job in jobs:
+        if job["state"] in FINAL:
+            continue
+        if job["state"] == QUEUED and db.jobs.cancel_queued(job["job_id"], reason):
+            stopped.append(job["job_id"])
+        elif not db.machines.is_online(job["rid"]):
+            why = f"{reason}; resource machine {job['rid']} is offline"
+            killed_without_machine(db, job, why)
+            stopped.append(job["job_id"])
+        else:
+            by_machine[job["rid"]].append(job)
+    for rid, group in sorted(by_machine.items()):
+        done, failed = _stop_on(db, services, timeout, rid, group, reason)
+        stopped += done
+        errors += failed
+    return stopped, errors
+
+
+def _stop_on(db, services, timeout, rid, jobs, reason):
+    """Stop ``jobs`` of machine ``rid`` in one call; answer ``(stopped ids, errors)``."""
+    ids = [job["job_id"] for job in jobs]
+    kill = service_name("jobkill", rid)
+    wait = timeout * math.ceil(len(ids) / KILL_POOL)
+    try:
+        code, value = services.call(kill, "do", {"job_ids": ids, "reason": reason}, wait)
+    except (UnknownService, RpcTimeout) as exc:
+        why = f"{reason}; resource machine {rid} did not answer ({type(exc).__name__})"
+        for job in jobs:
+            try:
+                # A job the machine stopped before the call timed out keeps its own record.
+                if db.jobs.get(job["job_id"])["state"] not in FINAL:
+                    killed_without_machine(db, job, why)
+            except MirrorError:
+                continue  # deleted meanwhile: nothing left to stop
+        return ids, []
+    if code != 0:
+        return [], [f"job {job_id}: {value}" for job_id in ids]
+    errors = [f"job {job_id}: {message}" for job_id, message in value["errors"].items()]
+    return value["stopped"], errors
 
 
 def killed_without_machine(db, job, reason):

@@ -12,7 +12,7 @@ from nameko.dependency_providers import Config
 
 from services.central import publisher
 from services.central.providers import Caller, Database, JobQueues
-from services.central.stopping import stop_job
+from services.central.stopping import stop_jobs
 from services.central.storage.sweeps import check_states
 from services.common.cluster import DynamicRpc
 from services.common.errors import MirrorError
@@ -85,19 +85,19 @@ class SweepService:
     def _kill(self, sweep_id, where):
         targets = self.db.sweeps.targets(sweep_id, self.caller.scope, (QUEUED, *ACTIVE), where)
         timeout = float(self.config["RPC"]["timeout"])
-        stopped, errors = [], []
+        jobs, errors = [], []
         for job_id, _ in targets:
             try:
-                job = self.db.jobs.get(job_id)
-                if job["state"] not in FINAL:
-                    stop_job(self.db, self.services, timeout, job, "killed with its sweep")
-                    stopped.append(job_id)
+                jobs.append(self.db.jobs.get(job_id))
             except MirrorError as exc:
                 errors.append(f"job {job_id}: {exc}")
+        # One jobkill call per machine, not one per job.
+        stopped, failed = stop_jobs(self.db, self.services, timeout, jobs, "killed with its sweep")
+        errors += failed
         if errors:
             log.warning("Sweep<%s> kill: %s", sweep_id, "; ".join(errors))
         log.info("Sweep<%s> kill: %d job(s) stopped", sweep_id, len(stopped))
-        return stopped
+        return sorted(stopped)
 
     @mirror_rpc
     def retry(self, sweep_id, states=(FAILED, KILLED), where=None):

@@ -19,9 +19,9 @@ STATES = SIDE * SIDE
 MESSAGES = math.ceil(STATES / JOBS_PER_MESSAGE)
 RID = 99
 QUEUE = f"mirror.jobs.rid{RID}"
-TARGET_S = 3
+# PostgreSQL gets the bulk inserts of ``storage/bulkinsert.py`` and the tighter target.
+TARGET_S = {"sqlite": 3, "postgresql": 1}
 UNIT = "s"
-TARGET = f"<= {TARGET_S}"
 TIMEOUT = 240
 RPC_TIMEOUT = 120
 
@@ -50,11 +50,12 @@ def run(ctx):
         if depth >= MESSAGES:
             break
         ctx.sleep(1)
+    target_s = TARGET_S["postgresql" if ctx.args.postgres else "sqlite"]
     return {
         "value": round(elapsed, 3),
         "unit": UNIT,
-        "target": TARGET,
-        "met": elapsed <= TARGET_S and len(ids) == STATES and depth == MESSAGES,
+        "target": f"<= {target_s}",
+        "met": elapsed <= target_s and len(ids) == STATES and depth == MESSAGES,
         "reference": None,
         "detail": {
             "states": STATES,

@@ -2,7 +2,7 @@
 
 The database (SQLite, or a fresh PostgreSQL one with ``--postgres``) is
 migrated and filled through the storage layer: ``JobStore.create``, the
-multi-row inserts of a dispatch, 10,000 states a call, each call a sweep of
+bulk inserts of a dispatch, 10,000 states a call, each call a sweep of
 its own name; one project holds a tenth of the jobs. Then most jobs are
 finished in bulk (COMPLETED, one in a hundred FAILED, one in a thousand
 RUNNING or left QUEUED), the outbox is emptied (nothing was published) and

@@ -30,6 +30,7 @@ BENCHMARKS = {
     "B5": "tests.bench.b5_agent_idle",
     "B6": "tests.bench.b6_centrals",
     "B7": "tests.bench.b7_grown",
+    "B8": "tests.bench.b8_machines",
     "B9": "tests.bench.b9_sweep_query",
 }
 # Seconds the driver waits for a cancelled benchmark's thread to give up.
@@ -171,8 +172,8 @@ def main(argv=None):
     interrupted = False
     try:
         for bench_id in args.ids:
-            if bench_id in ("B5", "B6", "B7"):
-                # B5-B7 measure meshes of their own; nothing else may run meanwhile.
+            if bench_id in ("B5", "B6", "B7", "B8"):
+                # B5-B8 measure meshes of their own; nothing else may run meanwhile.
                 ctx.close_shared()
             result = run_one(ctx, bench_id)
             errors += "error" in (result.get("detail") or {})

@@ -23,6 +23,38 @@ def steps_package(mesh, name, steps_xml, result=""):
     return mesh.add_package(name, make_package(adapter))
 
 
+def para(**params):
+    """A para.xml whose list values are multistate parameters (zipped into states)."""
+    out = []
+    for name, value in params.items():
+        if isinstance(value, list | tuple | range):
+            text = ";".join(map(str, value))
+            out.append(f'<Param name="{name}" type="str" multistate="1">{text}</Param>')
+        else:
+            out.append(f'<Param name="{name}" type="str">{value}</Param>')
+    return f"<Para>{''.join(out)}</Para>".encode()
+
+
+def shell_package(mesh, name, command):
+    value = command.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    value = value.replace('"', "&quot;")
+    return steps_package(
+        mesh, name, f'<ExeArgument id="s" type="shell" value="{value}" priority="1"/>'
+    )
+
+
+def dispatch(mesh, name, command, rid=None, **params):
+    """Dispatch a one-step shell package over ``params``; answer ``(sweep_id, job ids)``.
+
+    ``rid`` pins the jobs to that machine.
+    """
+    c_id = shell_package(mesh, name, command)
+    p_id = mesh.add_project(name, {"para.xml": para(**params)})
+    ids = mesh.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=rid)
+    sweep_id = mesh.ok("job", "query", job_id=ids[0])["sweep_id"]
+    return sweep_id, ids
+
+
 def wait_all(mesh, ids, timeout=120):
     def ended():
         jobs = [mesh.ok("job", "query", job_id=j) for j in ids]

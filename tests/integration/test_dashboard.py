@@ -8,30 +8,20 @@ directory (and to ``$MIRROR_DOCS_SCREENSHOTS`` when set, for docs/img).
 """
 
 import ftplib
-import os
-import shutil
 import urllib.parse
-from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
 from adapters.bundled import package_zip, project_files
 from services.common.jobstates import COMPLETED, KILLED, QUEUED, RUNNING
+from tests.integration.browser import chromium, click_twice, js, needs_chromium, screenshooter
 from tests.integration.sweeps import FAST_DEMO
 from tests.mesh import Mesh, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-)
+pytestmark = needs_chromium
 
 # The demo's parameter file: iterations of the flow step, one residual point each.
 ITERATIONS = 30
@@ -53,37 +43,13 @@ def mesh(tmp_path_factory, amqp_uri):
 
 @pytest.fixture(scope="module")
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.add_argument("--window-size=1280,1400")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_script_timeout(20)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from chromium()
 
 
 @pytest.fixture
 def shots(tmp_path):
-    """``shoot(name)``: a screenshot of the current page, kept with the test (and for the docs)."""
-    docs = os.environ.get("MIRROR_DOCS_SCREENSHOTS")
-
-    def shoot(driver, name):
-        path = tmp_path / f"{name}.png"
-        assert driver.save_screenshot(str(path)), f"no screenshot {path}"
-        if docs:
-            Path(docs).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, Path(docs) / path.name)
-        return path
-
-    return shoot
-
-
-def js(driver, script, *args):
-    return driver.execute_script(script, *args)
+    """``shoot(driver, name)``: a screenshot of the current page, kept with the test (and for the docs)."""
+    return screenshooter(tmp_path)
 
 
 def row_states(driver, ids):
@@ -94,14 +60,6 @@ def row_states(driver, ids):
         ".map(r => [Number(r.dataset.jobId), r.dataset.state]);",
     )
     return {job_id: state for job_id, state in found if job_id in ids}
-
-
-def click_twice(driver, css):
-    """Arm a confirming button, then confirm."""
-    button = driver.find_element("css selector", css)
-    button.click()
-    wait_for(lambda: "armed" in button.get_attribute("class"), 5, what=f"{css} armed")
-    button.click()
 
 
 def open_job(driver, mesh, job_id):

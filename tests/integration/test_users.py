@@ -182,6 +182,12 @@ def test_someone_elses_work_is_missing(mesh, people):
     (bob_job,) = bob.ok("jobdispatch-do", p_id=bob_p, c_id=c_id)
     assert mesh.wait_state(bob_job, "COMPLETED")["owner"] == "bob"
     assert ann.refused("job-query", job_id=bob_job) == MISSING_JOB.format(bob_job)
+    # A machine's many-jobs kill (central's sweep.kill) opens to no user: without
+    # a job_id the gateway cannot check ownership, and an own job_id beside it is refused.
+    assert "job_id must be an integer" in bob.refused("jobkill_1-do", job_ids=[job_id])
+    both = bob.refused("jobkill_1-do", job_id=bob_job, job_ids=[job_id])
+    assert both == "name job_id or job_ids, not both"
+    assert ann.ok("job-query", job_id=job_id)["state"] == "RUNNING"
 
     # The owner kills and deletes their own job through its machine.
     assert ann.ok("jobkill_1-do", job_id=job_id) == []

@@ -245,3 +245,42 @@ class Refusing:
 
     def __getattr__(self, name):
         return getattr(self.machines, name)
+
+
+def broker_away():
+    raise ConnectionRefusedError("connection refused")
+
+
+@pytest.mark.parametrize(
+    "consumers, heard", [(broker_away, False), (lambda: 0, False), (lambda: 1, True)]
+)
+def test_no_machine_is_lost_while_heartbeats_cannot_reach_central(database, consumers, heard):
+    storage = database.get_dependency(worker_ctx=None)
+    seed(storage, [1, 2])
+    job_id = claimed_job(storage, 1)
+    silence(storage, 1, 120)
+    clock = Clock()
+    host, _ = reconciler(storage, "requeue", Watch(clock, watched=3600, consumers=consumers))
+    host.reconcile()
+    job = storage.jobs.get(job_id)
+    if heard:
+        assert (job["state"], job["rid"]) == ("QUEUED", 2)
+        assert host.watch.watched() == 3600 and not host.watch.interrupted
+    else:
+        # The broker away from central, or nobody consuming heartbeats: the
+        # silence is central's deafness, and counts again from now.
+        assert (job["state"], job["rid"]) == ("PREPARING", 1)
+        assert host.watch.watched() == 0 and host.watch.interrupted
+
+
+def test_the_broker_is_asked_only_when_a_machine_is_silent(database):
+    storage = database.get_dependency(worker_ctx=None)
+    seed(storage, [1])
+    asked = []
+    watch = Watch(Clock(), watched=3600, consumers=lambda: asked.append(1) or 1)
+    host, _ = reconciler(storage, "requeue", watch)
+    host.reconcile()
+    assert asked == []
+    silence(storage, 1, 120)
+    host.reconcile()
+    assert asked == [1]

@@ -88,3 +88,13 @@ def test_every_file_the_pages_load_is_shipped():
 )
 def test_demo_prints_the_dashboard_address(address, url):
     assert dashboard_url({"GATEWAY": {"address": address}}) == url
+
+
+def test_the_page_loads_every_script_of_the_dashboard():
+    page = dashboard.handle_index(request("GET", "/")).get_data(as_text=True)
+    scripts = sorted(p.name for p in dashboard.STATIC.glob("*.js") if p.name != "docs.js")
+    assert "sweeps.js" in scripts and "sweeppage.js" in scripts
+    for name in scripts:
+        assert f'<script src="/static/{name}"></script>' in page, name
+        served = dashboard.handle_static(request("GET", f"/static/{name}"), name)
+        assert served.status_code == 200 and served.mimetype == "text/javascript"

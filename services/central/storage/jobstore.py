@@ -2,10 +2,11 @@
 
 import logging
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from db.models import CalcPackage, Cleanup, Job, JobEvent, JobStep
 from services.central.storage import outbox
+from services.central.storage.creation import insert_jobs
 from services.central.storage.joblists import list_rows, parse_states
 from services.central.storage.records import (
     JOBS,
@@ -22,20 +23,19 @@ from services.central.storage.sweeps import new_sweep
 from services.central.storage.transitions import INSERT_EVENTS, apply_report, check_owner
 from services.common.errors import MirrorError, job_missing, package_missing
 from services.common.identity import LOCAL_NAME
-from services.common.jobstates import ACTIVE, KILLED, PENDING, QUEUED, STEP_RESET
+from services.common.jobstates import ACTIVE, KILLED, QUEUED, STEP_RESET
 
 log = logging.getLogger(__name__)
 
-INSERT_STEPS = insert(STEPS)
 PACKAGE_FILE = select(CalcPackage.ftp_path).where(CalcPackage.id == bindparam("key"))
 
 
 @retry_disconnects
 class JobStore:
-    """All reads and writes of jobs, their steps and their events."""
+    """Jobs, steps, events; ``stale_after`` (`elsewhere.stale_after`) places retries at once."""
 
-    def __init__(self, sessionmaker):
-        self.Session = sessionmaker
+    def __init__(self, sessionmaker, stale_after=None):
+        self.Session, self.stale_after = sessionmaker, stale_after
 
     # -- creation ----------------------------------------------------------
     def create(
@@ -65,68 +65,54 @@ class JobStore:
         the same transaction), or None.
         """
         stamp = now()
-        rows = [
-            {
-                "project_id": p_id,
-                "package_id": c_id,
-                "para_name": para_name,
-                "state_index": state.index,
-                "state_name": state.name,
-                "params": state.params,
-                "ncpus": int(state.params.get("NCPUS", 1)),
-                "time_limit": state.params.get("TIME_LIMIT"),
-                "tags": list(tags),
-                "owner": owner,
-                "rid": rid,
-                "pinned": bool(pinned),
-                "published_at": stamp if rid is not None else None,
-                "state": QUEUED,
-                "process": {},
-                "result": {},
-                "attempts": 0,
-                "submit_time": stamp,
-                "updated": stamp,
-                **(extra or {}),
-            }
+        shared = {
+            "project_id": p_id,
+            "package_id": c_id,
+            "para_name": para_name,
+            "tags": list(tags),
+            "owner": owner,
+            "pinned": bool(pinned),
+            "state": QUEUED,
+            "process": {},
+            "result": {},
+            "attempts": 0,
+            "submit_time": stamp,
+            "updated": stamp,
+            **(extra or {}),
+        }
+        # One tuple of the columns in ``creation.VARYING`` per job.
+        varying = [
+            (
+                state.index,
+                state.name,
+                state.params,
+                int(state.params.get("NCPUS", 1)),
+                state.params.get("TIME_LIMIT"),
+                rid,
+                stamp if rid is not None else None,
+            )
             for state, rid in zip(states, placements, strict=True)
         ]
         with self.Session.begin() as session:
-            # Core inserts on the session's connection: the ORM's bulk layer
-            # costs more than the SQL. The ids come back in the order of ``rows``.
+            # Core statements (or COPY) on the session's connection: the ORM's
+            # bulk layer costs more than the SQL.
             db = session.connection()
             if isinstance(sweep, dict):
                 sweep = new_sweep(db, owner, stamp, **sweep)
-            for row in rows:
-                row["sweep_id"] = sweep
-            returning = insert(JOBS).returning(JOBS.c.id, sort_by_parameter_order=True)
-            ids = list(db.execute(returning, rows).scalars())
+            shared["sweep_id"] = sweep
+            ids = insert_jobs(db, shared, varying, step_ids, stamp)
             # The jobs' foreign key holds the package row now: a package deleted
             # since the caller looked at it shows here, without its file.
             if not db.execute(PACKAGE_FILE, {"key": c_id}).scalar():
                 raise package_missing(c_id)
-            db.execute(
-                INSERT_STEPS,
-                [
-                    {"job_id": job_id, "position": pos, "step_id": step_id, "state": PENDING}
-                    for job_id in ids
-                    for pos, step_id in enumerate(step_ids)
-                ],
-            )
-            db.execute(
-                INSERT_EVENTS,
-                [
-                    {"job_id": job_id, "time": stamp, "state": QUEUED, "message": "dispatched"}
-                    for job_id in ids
-                ],
-            )
             if within is not None:
                 within(db, ids)
             outbox.add(
                 db,
                 [
-                    (job_id, row["rid"], row["ncpus"])
-                    for job_id, row in zip(ids, rows, strict=True)
-                    if row["rid"] is not None
+                    (job_id, v[5], v[3])
+                    for job_id, v in zip(ids, varying, strict=True)
+                    if v[5] is not None
                 ],
                 stamp,
             )
@@ -241,12 +227,13 @@ class JobStore:
         """Apply one agent report atomically; refuse it if the job is not in ``expect``.
 
         ``attempt`` (the claim the agent works under) must be the job's current one.
-        ``released`` (a list) gets the jobs a throttled sweep released (`apply_report`).
+        ``released`` (a list) gets the jobs to publish once committed (`apply_report`).
         """
+        stale = self.stale_after
         with self.Session.begin() as session:
             # The session's connection itself: no ORM execution layer for Core statements.
             return apply_report(
-                session.connection(), job_id, rid, changes, expect, attempt, released
+                session.connection(), job_id, rid, changes, expect, attempt, stale, released
             )
 
     def report_many(self, rid, reports, released=None):
@@ -255,13 +242,18 @@ class JobStore:
         Answers one ``[code, value]`` each. A refused report writes nothing,
         so the others go on. ``released``: as `report`.
         """
-        out = []
+        out, stale = [], self.stale_after
         with self.Session.begin() as session:
             db = session.connection()
             for job_id, changes, expect, attempt in reports:
                 try:
                     out.append(
-                        [0, apply_report(db, job_id, rid, changes, expect, attempt, released)]
+                        [
+                            0,
+                            apply_report(
+                                db, job_id, rid, changes, expect, attempt, stale, released
+                            ),
+                        ]
                     )
                 except MirrorError as exc:
                     out.append([-1, str(exc)])

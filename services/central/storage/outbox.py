@@ -9,6 +9,7 @@ and deletes them once the broker has them (``done``, ``done_jobs``).
 from sqlalchemy import delete, func, insert, select, update
 
 from db.models import Job, OutboxEntry
+from services.central.storage import bulkinsert
 from services.central.storage.records import JOBS, now
 from services.central.storage.retry import retry_disconnects
 from services.common.jobstates import QUEUED
@@ -22,7 +23,11 @@ CHUNK = 5000
 
 def add(db, entries, stamp):
     """Insert ``(job_id, rid, ncpus)`` outbox rows on connection ``db``, in its transaction."""
-    if entries:
+    if not entries:
+        return
+    if bulkinsert.supported(db):
+        bulkinsert.insert_rows(db, OUTBOX, {"created": stamp}, ("job_id", "rid", "ncpus"), entries)
+    else:
         db.execute(
             INSERT_OUTBOX,
             [

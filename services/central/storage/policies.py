@@ -3,7 +3,8 @@
 A claim of a job whose sweep already runs ``max_running`` jobs is refused (it
 stays QUEUED); when one of them ends, the oldest waiting jobs of the sweep go
 back to the outbox for their machine. A job that fails the way its
-``RETRY_ON`` parameter names is queued again, up to ``MAX_RETRIES`` times.
+``RETRY_ON`` parameter names is queued again, up to ``MAX_RETRIES`` times,
+on another machine when one has room (`elsewhere`).
 """
 
 import logging
@@ -13,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from db.models import Sweep
 from services.central.storage import outbox
+from services.central.storage.elsewhere import other_machine
 from services.central.storage.records import JOBS, STEPS
 from services.common.errors import MirrorError
 from services.common.jobstates import ACTIVE, FAILED, FINAL, QUEUED, STEP_RESET
@@ -122,11 +124,14 @@ def failed_exit_code(steps):
     return None
 
 
-def maybe_retry(db, job, steps, stamp, insert_event):
+def maybe_retry(db, job, steps, stamp, insert_event, stale=None):
     """Queue a job that just FAILED again when its retry policy says so; answer whether it did.
 
-    The failed attempt stays in the events; the job goes back unplaced (any
-    machine with room takes it) unless pinned to its machine.
+    The failed attempt stays in the events, and the retry's event names the
+    machine it failed on. The job goes to another machine with room now
+    (`elsewhere.other_machine`, machines online within ``stale``), else back
+    unplaced for the reconciler to place anywhere; a job pinned to its
+    machine stays there.
     """
     limit, codes = retry_policy(job["params"] or {})
     used = job.get("retries") or 0
@@ -135,7 +140,14 @@ def maybe_retry(db, job, steps, stamp, insert_event):
     code = failed_exit_code(steps)
     if codes is not None and code not in codes:
         return False
-    rid = job["rid"] if job["pinned"] else None
+    failed_rid = job["rid"]
+    if job["pinned"]:
+        rid, published = failed_rid, stamp
+    else:
+        rid = other_machine(db, job, failed_rid, stamp, stale)
+        # Dated back, so that the drain of the call recording the failure
+        # publishes it at once: the new machine does not hold the id.
+        published = stamp - RELEASE_AGE
     sets = {
         "state": QUEUED,
         "rid": rid,
@@ -155,10 +167,12 @@ def maybe_retry(db, job, steps, stamp, insert_event):
     db.execute(update(JOBS).where(JOBS.c.id == job["id"]).values(**sets))
     db.execute(update(STEPS).where(STEPS.c.job_id == job["id"]).values(**STEP_RESET))
     why = f"exit code {code}" if code is not None else "a failure"
-    message = f"retry {used + 1} of {limit} after {why}"
+    message = f"retry {used + 1} of {limit} after {why} on resource machine {failed_rid}"
+    if rid is not None and rid != failed_rid:
+        message += f"; placed on resource machine {rid}"
     insert_event(db, job["id"], stamp, message)
     if rid is not None:
-        outbox.add(db, [(job["id"], rid, job["ncpus"])], stamp)
+        outbox.add(db, [(job["id"], rid, job["ncpus"])], published)
     log.info("Job<%s> %s", job["id"], message)
     job.update(sets)
     for step in steps:
@@ -166,16 +180,23 @@ def maybe_retry(db, job, steps, stamp, insert_event):
     return True
 
 
-def after_transition(db, job, old_state, steps, stamp, insert_event):
+def after_transition(db, job, old_state, steps, stamp, insert_event, stale=None):
     """What a job's sweep and policy do once a report moved it from ``old_state``.
 
-    Answers the ``(job_id, rid, ncpus)`` entries of the sweep's waiting jobs
-    it released (a throttled sweep's), for the caller to publish once committed.
+    ``stale``: how long a machine stays online after its last heartbeat (None:
+    a retry is never placed at once, the reconciler places it). Answers the
+    ``(job_id, rid, ncpus)`` entries to publish once committed: the waiting
+    jobs a throttled sweep released, and a retry placed on another machine
+    (both outbox rows dated back). A retry pinned to its machine, or left
+    unplaced, is left to the reconciler: its machine may still hold its id.
     """
+    entries = []
     if job["state"] == FAILED and old_state != FAILED:
-        maybe_retry(db, job, steps, stamp, insert_event)
+        retried = maybe_retry(db, job, steps, stamp, insert_event, stale)
+        if retried and job["rid"] is not None and not job["pinned"]:
+            entries.append((job["id"], job["rid"], job["ncpus"]))
     if old_state in ACTIVE and (job["state"] in FINAL or job["state"] == QUEUED):
         # A sweep unthrottled when the job's row was read releases nothing.
         if job["sweep_id"] is not None and job.get(SWEEP_LIMIT, True):
-            return release(db, job["sweep_id"], stamp)
-    return []
+            entries += release(db, job["sweep_id"], stamp)
+    return entries

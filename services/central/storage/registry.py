@@ -1,11 +1,11 @@
 """Resource machines: heartbeats, who is online, and where a new job should go."""
 
 import logging
-from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, literal, select, update
 
 from db.models import Cleanup, Job, Machine
+from services.central.storage.elsewhere import stale_after
 from services.central.storage.records import iso, now
 from services.central.storage.retry import retry_disconnects
 from services.common.errors import MirrorError
@@ -21,29 +21,41 @@ class Registry:
     def __init__(self, sessionmaker, jobs, agent_config):
         self.Session = sessionmaker
         self.jobs = jobs
-        self.stale_after = timedelta(
-            seconds=float(agent_config["heartbeat"]) * float(agent_config["offline_after"])
-        )
+        self.stale_after = stale_after(agent_config)
 
     def heartbeat(self, rid, name, slots, tags, autorun, started_at=None, roots=(), slurm=None):
         """Register machine ``rid`` or refresh what it offers and when it was last heard.
 
         ``slurm``: a Slurm machine's latest probe of its cluster (None: a local machine).
+        Answers the ids of deleted jobs whose leftovers the machine still has to remove.
         """
         stamp = now()
+        values = {
+            "name": name,
+            "slots": int(slots),
+            "tags": list(tags or []),
+            "autorun": bool(autorun),
+            "roots": list(roots or []),
+            "slurm": slurm,
+            "last_heartbeat": stamp,
+        }
+        machines = Machine.__table__
+        # Typed as the column: SQLite stores what the column's type makes of it.
+        since = literal(stamp, machines.c.started_at.type)
         with self.Session.begin() as session:
-            machine = session.get(Machine, rid)
-            if machine is None:
-                machine = Machine(rid=rid)
-                session.add(machine)
+            # A beat is the call central answers most (every machine, every
+            # AGENT.heartbeat seconds): one UPDATE on the table, no row loaded.
+            refreshed = session.connection().execute(
+                update(machines)
+                .where(machines.c.rid == rid)
+                .values(
+                    **values,
+                    started_at=stamp if started_at else func.coalesce(machines.c.started_at, since),
+                )
+            )
+            if refreshed.rowcount == 0:
+                session.add(Machine(rid=rid, started_at=stamp, **values))
                 log.info("Machine<%s> registered as %s", rid, name)
-            machine.name, machine.slots, machine.tags = name, int(slots), list(tags or [])
-            machine.autorun = bool(autorun)
-            machine.roots = list(roots or [])
-            machine.slurm = slurm
-            if started_at or machine.started_at is None:
-                machine.started_at = stamp
-            machine.last_heartbeat = stamp
             return list(
                 session.scalars(
                     select(Cleanup.job_id).where(Cleanup.rid == rid).order_by(Cleanup.job_id)

@@ -187,17 +187,20 @@ def check_changes(job_id, changes):
         raise MirrorError(f"unknown job state {new_state!r}")
 
 
-def apply_report(db, job_id, rid, changes, expect, attempt=None, released=None):
+def apply_report(db, job_id, rid, changes, expect, attempt=None, stale=None, released=None):
     """Apply one report inside the caller's transaction on connection ``db``; answer the record.
 
     ``changes`` may hold ``state``, ``message``, ``steps`` (``{step_id:
     {state, exit_code, start_time, end_time}}``), ``reset_steps`` and the
     fields in ``REPORTABLE``. Every state or step change appends an event,
     which records the attempt it happened under. ``attempt`` (the claim the
-    reporter works under) must be the job's current one.
+    reporter works under) must be the job's current one. ``stale`` (how long
+    a machine stays online after its heartbeat) lets a retry go at once to
+    another machine with room (`policies.maybe_retry`).
     Every check comes before the first write, so a refused report writes nothing.
-    The ``(job_id, rid, ncpus)`` entries of jobs a throttled sweep released are
-    appended to ``released`` (a list), to be published once committed.
+    The ``(job_id, rid, ncpus)`` entries of jobs to publish once committed (a
+    throttled sweep's released jobs, a retry placed elsewhere) are appended to
+    ``released`` (a list).
     """
     check_changes(job_id, changes)
     new_state = changes.get("state")
@@ -251,7 +254,7 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None, released=None):
     job.update(sets)
     steps = [{**s, **step_sets.get(s["id"], {})} for s in steps]
     if old_state != job["state"]:
-        freed = policies.after_transition(db, job, old_state, steps, stamp, queued_again)
+        freed = policies.after_transition(db, job, old_state, steps, stamp, queued_again, stale)
         if released is not None:
             released.extend(freed)
     log.debug("Job<%s> report %s", job_id, changes)
