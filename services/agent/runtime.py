@@ -14,6 +14,7 @@ import eventlet
 
 from services.agent import identity, probe
 from services.agent.central_client import CentralClient
+from services.agent.keeperclient import KeeperClient
 from services.agent.outbox import Outbox
 from services.agent.packing import DIRECTORY_CAP
 from services.agent.scheduler import Scheduler
@@ -75,6 +76,8 @@ class AgentRuntime:
         self.base_env = base_env(os.environ, self.run_as)
         # None: steps are local processes; else a SlurmExecutor (AGENT.executor: slurm).
         self.slurm = executor_of(agent)
+        # Starts and reaps local steps, outliving this process (`services.agent.keeper`).
+        self.keeper = KeeperClient() if self.slurm is None else None
         # Its latest probe of the cluster (`services.agent.probe`), sent with each beat.
         self.probe = None
         self.probing = False
@@ -123,6 +126,8 @@ class AgentRuntime:
         # Steps keep running: an agent started again finds them (SPEC section 10).
         for thread in list(self._threads):
             thread.kill()
+        if self.keeper is not None:
+            self.keeper.close()
         self.outbox.close()
         self.central.close()
         self.beats.close()

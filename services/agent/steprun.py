@@ -10,10 +10,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import eventlet
+
 from adapters.errors import AdapterError, where_of
 from adapters.substitute import build_argv
 from services.agent import identity, ledger, processes, slurmexec
 from services.agent.hookproc import call_hook
+from services.agent.keeperclient import start_step
 from services.agent.logs import stderr_tail
 from services.agent.reporting import attempt_of, report, write_journal
 from services.agent.stages import fail, job_dir, refuse_running
@@ -35,6 +38,9 @@ from services.common.jobstates import DONE, READY, RUNNING
 from services.common.names import service_name
 
 log = logging.getLogger(__name__)
+
+# Seconds a step seen ended is looked for in the ledger (`ledger_exit_code`).
+LEDGER_WAIT = 1.0
 
 
 @dataclass
@@ -161,30 +167,27 @@ def start(rt, job, launch, changes, started, defer_report):
         report(rt, job, changes, expect=[READY], defer=True)
         write_journal(job)
     env = {**launch.env, "MIRROR_RUN_TOKEN": token, "MIRROR_EXIT_FILE": ledger_file}
-    pid, batch = None, None
+    pid, batch, started_at, kept = None, None, None, False
     try:
         if rt.slurm is not None:
             batch = rt.slurm.start(job, launch, env, token, ledger_file, job.get("time_limit"))
         else:
-            pid = processes.start(
-                launch.argv,
-                cwd=str(launch.workdir),
-                env=env,
-                stdout=launch.stdout,
-                stderr=launch.stderr,
-                run_as=rt.run_as,
-            )
+            pid, started_at, kept = start_step(rt, launch, env, ledger_file, token)
     except (OSError, MirrorError) as exc:
         reason = f"step {step_id} could not start: {exc}"
         fail(rt, job, reason, step_id)
         raise MirrorError(reason) from exc
+    if pid is not None and started_at is None and not defer_report:
+        started_at = processes.create_time(pid)
     running = Running(
         job_id=job["job_id"],
         step=step_id,
         pid=pid,
-        # Unreaped, our own child cannot be mistaken for another process: its
-        # start time is read only when a report needs it.
-        started=None if defer_report or pid is None else processes.create_time(pid),
+        # Unreaped (by the agent or its keeper), a step cannot be mistaken for
+        # another process: without the keeper its start time is read only
+        # when a report needs it.
+        started=started_at,
+        kept=kept,
         token=token,
         start_time=started,
         job_dir=str(root),
@@ -302,7 +305,7 @@ def finish_step(rt, job, running, code, *, autorun=False):
         # expected state is the one central holds (the outcome's own).
         report(rt, job, {"slurm": slurmexec.record(running)}, expect=[RUNNING], defer=True)
     if code is None and running.token:
-        code = ledger.exit_code(running.ledger_file, running.token)
+        code = ledger_exit_code(running)
     if code is None:
         return fail(
             rt,
@@ -330,6 +333,20 @@ def finish_step(rt, job, running, code, *, autorun=False):
     except MirrorError as exc:
         log.info("Job<%s> step %s ended after the job moved on: %s", job["job_id"], step_id, exc)
     return job
+
+
+def ledger_exit_code(running, wait=LEDGER_WAIT, tick=0.05):
+    """The exit code the ledger holds for ``running``, looked for up to ``wait`` seconds.
+
+    A step keeper records a step's code just after the step ended: an agent
+    that watched the pid itself (started again meanwhile) may look first.
+    """
+    deadline = time.monotonic() + (0 if running.slurm is not None else wait)
+    while True:
+        code = ledger.exit_code(running.ledger_file, running.token)
+        if code is not None or time.monotonic() >= deadline:
+            return code
+        eventlet.sleep(tick)
 
 
 def post_hook(rt, job, running):

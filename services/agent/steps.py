@@ -53,6 +53,8 @@ class Running:
     slurm: dict | None = None
     slurm_changed: bool = False
     slurm_next: float = 0.0
+    # Started by the step keeper (`services.agent.keeper`), which reports its end.
+    kept: bool = False
 
 
 def next_step(job, step_id):

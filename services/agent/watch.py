@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 
 from services.agent import processes, slurmexec, stages
+from services.agent.keeperclient import GONE
 from services.agent.livewatch import LiveMonitor
 from services.agent.reporting import Superseded, report
 from services.agent.steprun import finish_step, forget, report_running, stop_step
@@ -85,6 +86,12 @@ def wait_step(rt, running, timeout):
     """``(ended, exit code)`` of the step, waiting at most ``timeout`` seconds."""
     if rt.slurm is not None:
         return rt.slurm.wait(running, timeout)
+    if running.kept:
+        ended, code = rt.keeper.wait(running.pid, timeout)
+        if code is not GONE:
+            return ended, code
+        # The keeper is gone: the step's end is watched here, its code read from the ledger.
+        running.kept = False
     return processes.wait_exit(running.pid, timeout=timeout, started=running.started)
 
 

@@ -9,10 +9,7 @@ of the log, so a restart publishes nothing twice; a stream that resumes asks
 """
 
 import logging
-import time
 
-from nameko.amqp.publish import get_producer
-from nameko.constants import DEFAULT_RETRY_POLICY
 from nameko.timer import timer
 
 from services.central.providers import Caller, Database
@@ -25,6 +22,7 @@ from services.common.events import (
     parse_filters,
     routing_key,
 )
+from services.common.nameko_ext import publish_unconfirmed
 from services.common.rpc import mirror_rpc, to_int
 
 log = logging.getLogger(__name__)
@@ -32,10 +30,6 @@ log = logging.getLogger(__name__)
 RELAY_INTERVAL = 0.2
 # Machines are compared every this many relay ticks (once a second).
 MACHINE_EVERY = 5
-# Events published between two yields to the other green threads: a backlog
-# (a 100,000-job dispatch records 100,000 events at once) must not hold up
-# the RPC calls this process serves meanwhile.
-YIELD_EVERY = 10
 # Job events read and published per tick at most (1,500 a second): a backlog
 # drains at that pace in the background instead of taking most of this process.
 RELAY_PAGE = 300
@@ -57,30 +51,6 @@ class EventDatabase(Database):
 
     def get_dependency(self, worker_ctx):
         return self
-
-    def publish(self, events):
-        """Publish ``events`` in order over one producer, yielding every ``YIELD_EVERY``.
-
-        Without publisher confirms: the relay has moved its mark before
-        publishing, so a refused event could not be sent again anyway, and a
-        confirm per event would triple the relay's CPU. The events are
-        transient; a stream that misses some resumes through ``events.since``.
-        """
-        with get_producer(self.amqp_uri, confirms=False) as producer:
-            for count, event in enumerate(events, 1):
-                producer.publish(
-                    event,
-                    exchange=EVENTS_EXCHANGE,
-                    routing_key=routing_key(event),
-                    declare=[EVENTS_EXCHANGE],
-                    serializer="json",
-                    delivery_mode=1,
-                    retry=True,
-                    retry_policy=DEFAULT_RETRY_POLICY,
-                )
-                if count % YIELD_EVERY == 0:
-                    # time.sleep is eventlet's in the central process: a yield.
-                    time.sleep(0)
 
 
 class EventsService:
@@ -131,5 +101,12 @@ class EventsService:
         if db.ticks % MACHINE_EVERY == 0:
             events += relay.machine_changes(db.storage.machines.list())
         if events:
-            db.publish(events)
+            # Unconfirmed and transient: a stream that misses one resumes from the log.
+            publish_unconfirmed(
+                db.amqp_uri,
+                [(event, routing_key(event)) for event in events],
+                EVENTS_EXCHANGE,
+                serializer="json",
+                delivery_mode=1,
+            )
             log.debug("published %d event(s), up to event %d", len(events), relay.high)

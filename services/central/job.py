@@ -20,12 +20,6 @@ log = logging.getLogger(__name__)
 CLAIM = {"state": PREPARING, "message": "claimed"}
 
 
-def leaves_rows_to_publish(job):
-    """Whether a report on ``job`` may have dated back outbox rows to publish now."""
-    ended = job.get("sweep_id") is not None and job["state"] in FINAL
-    return ended or (job["state"] == QUEUED and job.get("rid") is not None)
-
-
 class JobService:
     """Job records, cancellation, and the claims and reports of agents."""
 
@@ -203,14 +197,16 @@ class JobService:
         """
         if not isinstance(changes, dict):
             raise MirrorError("changes must be an object")
+        released = []
         job = self.db.jobs.report(
             to_int(job_id, "job_id"),
             to_int(rid, "rid"),
             changes,
             expect,
             to_int(attempt, "attempt", optional=True),
+            released,
         )
-        self._send_requeued([job])
+        self._send_released(released)
         return job
 
     @mirror_rpc
@@ -242,9 +238,10 @@ class JobService:
         if claim is not None:
             valid.append((to_int(claim, "claim"), CLAIM, [QUEUED], None))
         # One transaction for all of them.
-        done = iter(self.db.jobs.report_many(rid, valid))
+        released = []
+        done = iter(self.db.jobs.report_many(rid, valid, released))
         out = {"reports": [o if o is not None else next(done) for o in outcomes]}
-        self._send_requeued([value for code, value in out["reports"] if code == 0])
+        self._send_released(released)
         out["claimed"] = out["claim_error"] = None
         if claim is not None:
             code, value = next(done)
@@ -256,24 +253,21 @@ class JobService:
                 out["claim_error"] = str(exc)
         return out
 
-    def _send_requeued(self, jobs):
+    def _send_released(self, entries):
         """Publish at once the jobs that ended jobs released or retries placed elsewhere.
 
         An ended job of a throttled sweep releases waiting ones, and a job its
         retry policy placed on another machine waits for it (outbox rows
         dated back, ``storage/policies.py``): they go out now, not at the
-        reconciler's next pass. A retry left unplaced is left to that pass:
-        its machine may still hold its id, and would ignore it.
+        reconciler's next pass, which sends them were this publish lost. A
+        retry left unplaced or pinned is left to that pass: its machine may
+        still hold its id, and would ignore it.
         """
-        if not any(map(leaves_rows_to_publish, jobs)):
+        if not entries:
             return
-        try:
-            min_age = float((self.config.get("RECONCILER") or {}).get("outbox_after", 10))
-            publisher.drain(self.db, self.queues, min_age=min_age)
-        # The reports are recorded whatever the broker says: the reconciler's
-        # next pass publishes what is left.
-        except Exception as exc:  # noqa: BLE001
-            log.warning("requeued jobs left to the reconciler: %s", exc)
+        # The reports are recorded whatever the broker says: the outbox keeps
+        # what did not go out.
+        publisher.publish_placed(self.db, self.queues, entries)
 
     @mirror_rpc
     def remove(self, job_id, rid):

@@ -4,7 +4,9 @@ Measured from the ``jobdispatch.do`` call until no job of the project is left
 unfinished (polled with ``job.list(state=<not final>, limit=1)``, cheap), then
 checked: every job ``COMPLETED`` and ``jobgetdata.do`` of a sample holds its
 result URL. Reference: the same 500 x 3 step commands spawned directly with
-``subprocess`` from a thread pool of ``slots`` threads.
+``subprocess`` from a thread pool of ``slots`` threads, in the same run;
+``ratio`` is jobs/s over that reference (issue 19: at least 0.33), which
+keeps the machine's speed of the moment out of the comparison.
 """
 
 import os
@@ -20,8 +22,10 @@ from tests.bench.common import NOT_FINAL, log, para_xml
 
 STATES = 500
 TARGET_RATE = 50
+# jobs/s over the same-run direct spawn of the same commands.
+TARGET_RATIO = 0.33
 UNIT = "jobs/s"
-TARGET = f">= {TARGET_RATE}"
+TARGET = f">= {TARGET_RATE}, ratio >= {TARGET_RATIO}"
 TIMEOUT = 420
 POLL = 0.1
 SAMPLE = 10
@@ -141,6 +145,8 @@ def run(ctx):
     log(f"B1: reference, {STATES} x 3 commands spawned directly with {ctx.slots} threads")
     direct = spawn_directly(ctx, STATES, ctx.slots)
     reference = STATES / direct
+    ratio = rate / reference
+    log(f"B1: direct spawn {reference:.1f} jobs/s, ratio {ratio:.3f}")
 
     ok = completed == STATES and not without_result
     detail = {
@@ -162,7 +168,8 @@ def run(ctx):
         "value": round(rate, 2),
         "unit": UNIT,
         "target": TARGET,
-        "met": ok and rate >= TARGET_RATE,
+        "met": ok and rate >= TARGET_RATE and ratio >= TARGET_RATIO,
+        "ratio": round(ratio, 3),
         "reference": round(reference, 1),
         "detail": detail,
     }

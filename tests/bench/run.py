@@ -142,6 +142,9 @@ def emit(ctx, bench_id, result):
         "reference": result.get("reference"),
         "cores": ctx.cores,
     }
+    if result.get("ratio") is not None:
+        # The figure over the same-run reference (B1).
+        line["ratio"] = result["ratio"]
     if result.get("detail"):
         line["detail"] = result["detail"]
     print(json.dumps(line), flush=True)

@@ -65,6 +65,8 @@ def test_a_forged_record_does_not_make_kill_signal_another_process(machine, byst
 def test_a_deferred_step_without_a_recorded_start_time_is_still_killed(machine):
     job, served = make_job(SLEEPY)
     rt = machine(job, served)
+    # Started by the agent itself (no step keeper): its start time is read only when needed.
+    rt.keeper = None
     prepared(rt, job, defer=True)
     running = launch_step(rt, job, defer_report=True)
     assert running.started is None
@@ -72,6 +74,20 @@ def test_a_deferred_step_without_a_recorded_start_time_is_still_killed(machine):
     stages.kill(rt, job)
 
     assert running.started is not None
+    assert processes.wait_exit(running.pid, timeout=10)[0]
+    assert rt.central.job["state"] == "KILLED"
+
+
+def test_a_step_the_keeper_started_has_its_start_time_and_is_killed(machine):
+    job, served = make_job(SLEEPY)
+    rt = machine(job, served)
+    prepared(rt, job, defer=True)
+    running = launch_step(rt, job, defer_report=True)
+    assert running.kept
+    assert running.started == pytest.approx(processes.create_time(running.pid))
+
+    stages.kill(rt, job)
+
     assert processes.wait_exit(running.pid, timeout=10)[0]
     assert rt.central.job["state"] == "KILLED"
 

@@ -223,28 +223,38 @@ class JobStore:
             )
 
     # -- reports -----------------------------------------------------------
-    def report(self, job_id, rid, changes, expect=None, attempt=None):
+    def report(self, job_id, rid, changes, expect=None, attempt=None, released=None):
         """Apply one agent report atomically; refuse it if the job is not in ``expect``.
 
         ``attempt`` (the claim the agent works under) must be the job's current one.
+        ``released`` (a list) gets the jobs to publish once committed (`apply_report`).
         """
         stale = self.stale_after
         with self.Session.begin() as session:
             # The session's connection itself: no ORM execution layer for Core statements.
-            return apply_report(session.connection(), job_id, rid, changes, expect, attempt, stale)
+            return apply_report(
+                session.connection(), job_id, rid, changes, expect, attempt, stale, released
+            )
 
-    def report_many(self, rid, reports):
+    def report_many(self, rid, reports, released=None):
         """Reports ``(job_id, changes, expect, attempt)`` of machine ``rid`` in one transaction.
 
         Answers one ``[code, value]`` each. A refused report writes nothing,
-        so the others go on.
+        so the others go on. ``released``: as `report`.
         """
         out, stale = [], self.stale_after
         with self.Session.begin() as session:
             db = session.connection()
             for job_id, changes, expect, attempt in reports:
                 try:
-                    out.append([0, apply_report(db, job_id, rid, changes, expect, attempt, stale)])
+                    out.append(
+                        [
+                            0,
+                            apply_report(
+                                db, job_id, rid, changes, expect, attempt, stale, released
+                            ),
+                        ]
+                    )
                 except MirrorError as exc:
                     out.append([-1, str(exc)])
         return out

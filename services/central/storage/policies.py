@@ -27,6 +27,10 @@ SWEEPS = Sweep.__table__
 # drain publishes them (it leaves young rows to the placer publishing them).
 RELEASE_AGE = timedelta(hours=1)
 
+#: The key of a job row read with its sweep's ``max_running`` (`transitions.reported_row`);
+#: a row without it has the throttle read on its own.
+SWEEP_LIMIT = "sweep_limit"
+
 
 def running_in(db, sweep_id):
     """How many jobs of the sweep an agent holds now."""
@@ -40,11 +44,12 @@ def check_throttle(db, job):
     The sweep's row is locked first, so that claims on two machines at once
     count one after the other.
     """
-    if job["sweep_id"] is None:
+    if job["sweep_id"] is None or not job.get(SWEEP_LIMIT, True):
+        # Read with the job's row (`SWEEP_LIMIT`): an unthrottled sweep costs
+        # its claims no query and no lock, so they never wait on each other.
         return
     query = select(SWEEPS.c.max_running).where(SWEEPS.c.id == job["sweep_id"])
-    # Unthrottled sweeps take no lock: their claims must not wait on each other.
-    if not db.execute(query).scalar():
+    if SWEEP_LIMIT not in job and not db.execute(query).scalar():
         return
     limit = db.execute(query.with_for_update()).scalar()
     if not limit:
@@ -179,10 +184,19 @@ def after_transition(db, job, old_state, steps, stamp, insert_event, stale=None)
     """What a job's sweep and policy do once a report moved it from ``old_state``.
 
     ``stale``: how long a machine stays online after its last heartbeat (None:
-    a retry is never placed at once, the reconciler places it).
+    a retry is never placed at once, the reconciler places it). Answers the
+    ``(job_id, rid, ncpus)`` entries to publish once committed: the waiting
+    jobs a throttled sweep released, and a retry placed on another machine
+    (both outbox rows dated back). A retry pinned to its machine, or left
+    unplaced, is left to the reconciler: its machine may still hold its id.
     """
+    entries = []
     if job["state"] == FAILED and old_state != FAILED:
-        maybe_retry(db, job, steps, stamp, insert_event, stale)
+        retried = maybe_retry(db, job, steps, stamp, insert_event, stale)
+        if retried and job["rid"] is not None and not job["pinned"]:
+            entries.append((job["id"], job["rid"], job["ncpus"]))
     if old_state in ACTIVE and (job["state"] in FINAL or job["state"] == QUEUED):
-        if job["sweep_id"] is not None:
-            release(db, job["sweep_id"], stamp)
+        # A sweep unthrottled when the job's row was read releases nothing.
+        if job["sweep_id"] is not None and job.get(SWEEP_LIMIT, True):
+            entries += release(db, job["sweep_id"], stamp)
+    return entries

@@ -6,20 +6,19 @@ several times per job and the unit of work costs more than the SQL itself.
 
 import logging
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
 
 from services.central.storage import policies
 from services.central.storage.records import (
     EVENTS,
     JOBS,
     STEPS,
-    job_row,
     now,
     parse_time,
     record,
     step_rows,
 )
-from services.common.errors import MirrorError
+from services.common.errors import MirrorError, job_missing
 from services.common.jobstates import (
     CHANGE_KEYS,
     FINAL,
@@ -39,6 +38,27 @@ log = logging.getLogger(__name__)
 UPDATE_JOB = update(JOBS).where(JOBS.c.id == bindparam("key"))
 UPDATE_STEP = update(STEPS).where(STEPS.c.id == bindparam("key"))
 INSERT_EVENTS = insert(EVENTS)
+# The job's row, locked, with its sweep's throttle in the same round trip:
+# every claim and every end of a sweep's job needs both.
+SELECT_REPORTED = (
+    select(
+        JOBS,
+        select(policies.SWEEPS.c.max_running)
+        .where(policies.SWEEPS.c.id == JOBS.c.sweep_id)
+        .scalar_subquery()
+        .label(policies.SWEEP_LIMIT),
+    )
+    .where(JOBS.c.id == bindparam("key"))
+    .with_for_update(of=JOBS)
+)
+
+
+def reported_row(db, job_id):
+    """The job's row locked for the transaction, with ``sweep_limit`` (None: no throttle)."""
+    row = db.execute(SELECT_REPORTED, {"key": job_id}).mappings().first()
+    if row is None:
+        raise job_missing(job_id)
+    return dict(row)
 
 
 def check_owner(job, rid):
@@ -167,7 +187,7 @@ def check_changes(job_id, changes):
         raise MirrorError(f"unknown job state {new_state!r}")
 
 
-def apply_report(db, job_id, rid, changes, expect, attempt=None, stale=None):
+def apply_report(db, job_id, rid, changes, expect, attempt=None, stale=None, released=None):
     """Apply one report inside the caller's transaction on connection ``db``; answer the record.
 
     ``changes`` may hold ``state``, ``message``, ``steps`` (``{step_id:
@@ -178,11 +198,14 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None, stale=None):
     a machine stays online after its heartbeat) lets a retry go at once to
     another machine with room (`policies.maybe_retry`).
     Every check comes before the first write, so a refused report writes nothing.
+    The ``(job_id, rid, ncpus)`` entries of jobs to publish once committed (a
+    throttled sweep's released jobs, a retry placed elsewhere) are appended to
+    ``released`` (a list).
     """
     check_changes(job_id, changes)
     new_state = changes.get("state")
     stamp = now()
-    job = job_row(db, job_id, lock=True)
+    job = reported_row(db, job_id)
     # The attempt first: a superseded reporter learns so whoever holds the job now.
     check_attempt(job, attempt)
     check_owner(job, rid)
@@ -231,7 +254,9 @@ def apply_report(db, job_id, rid, changes, expect, attempt=None, stale=None):
     job.update(sets)
     steps = [{**s, **step_sets.get(s["id"], {})} for s in steps]
     if old_state != job["state"]:
-        policies.after_transition(db, job, old_state, steps, stamp, queued_again, stale)
+        freed = policies.after_transition(db, job, old_state, steps, stamp, queued_again, stale)
+        if released is not None:
+            released.extend(freed)
     log.debug("Job<%s> report %s", job_id, changes)
     return record(job, steps)
 
