@@ -221,7 +221,7 @@ const SweepPage = (() => {
     }
 
     // A job event concerns this sweep only if it is of the sweep's project.
-    const wants = (type, data) => type === "job" && (!sweep || data.p_id === undefined || data.p_id === sweep.p_id);
+    const wants = (type, data) => type === "job" && (data.sweep === undefined || String(data.sweep) === String(sweepId));
     return { refresh, wants };
   }
 

@@ -36,13 +36,14 @@ def job_event(row):
     """The published shape of one ``job_events`` row joined with its job.
 
     ``row`` has ``id``, ``job_id``, ``time`` (a datetime), ``state``, ``step``,
-    ``message``, ``p_id``, ``rid`` and ``owner``.
+    ``message``, ``p_id``, ``rid``, ``owner`` and ``sweep`` (the job's sweep id).
     """
     return {
         "kind": JOB,
         "id": int(row["id"]),
         "job_id": int(row["job_id"]),
         "p_id": row["p_id"],
+        "sweep": row["sweep"],
         "rid": row["rid"],
         "state": row["state"],
         "step": row["step"],
@@ -91,7 +92,7 @@ def parse_filters(filters):
                 raise FilterError(
                     f"unknown job state {sorted(unknown)[0]!r}; one of {', '.join(STATES)}"
                 )
-        elif key in ("job", "project"):
+        elif key in ("job", "sweep", "project"):
             for v in values:
                 if not v.isdigit():
                     raise FilterError(f"event filter {key} must be ids, got {v!r}")

@@ -78,6 +78,21 @@ def test_jobs_run_once_through_an_outage_of_central(tmp_path, amqp_uri):
         mesh.close()
 
 
+def assert_completed_untouched(mesh, job_id, seen, timeout=60):
+    """Job ``job_id`` (steps ``one``, ``two``) ends COMPLETED on machine 1 at attempt 1.
+
+    Each step ran once, and nothing judged machine 1 lost: no event names its
+    heartbeats, and central's log after offset ``seen`` queued nothing again.
+    """
+    job = mesh.wait_state(job_id, ("COMPLETED", "FAILED", "KILLED"), timeout=timeout)
+    assert (job["state"], job["rid"], job["attempts"]) == ("COMPLETED", 1, 1), job
+    runs = ledger.parse((Path(job["path"]) / ".mirror" / "steps").read_text())
+    assert sorted((r.step, r.code) for r in runs) == [("one", 0), ("two", 0)], runs
+    messages = [e["message"] for e in mesh.ok("job", "events", job_id=job_id)]
+    assert not [m for m in messages if "heartbeats" in m], messages
+    assert "queued again" not in mesh.log("central")[seen:]
+
+
 LOST_AFTER = 6
 GRACE_STEPS = (
     '<ExeArgument id="one" type="exec" value="sleep 20" priority="1"/>'
@@ -121,13 +136,7 @@ def test_central_away_longer_than_lost_after_moves_no_job(tmp_path, amqp_uri):
         os.kill(agent.pid, signal.SIGCONT)
         agent = None
 
-        job = mesh.wait_state(job_id, ("COMPLETED", "FAILED", "KILLED"), timeout=60)
-        assert (job["state"], job["rid"], job["attempts"]) == ("COMPLETED", 1, 1), job
-        runs = ledger.parse((Path(job["path"]) / ".mirror" / "steps").read_text())
-        assert sorted((r.step, r.code) for r in runs) == [("one", 0), ("two", 0)], runs
-        messages = [e["message"] for e in mesh.ok("job", "events", job_id=job_id)]
-        assert not [m for m in messages if "heartbeats" in m], messages
-        assert "queued again" not in mesh.log("central")[seen:]
+        assert_completed_untouched(mesh, job_id, seen)
     finally:
         if agent is not None:
             os.kill(agent.pid, signal.SIGCONT)

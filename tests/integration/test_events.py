@@ -189,6 +189,24 @@ def test_resuming_misses_nothing_and_repeats_nothing(mesh, people, demo):
         again.close()
 
 
+def test_a_sweep_filter_replays_and_follows_that_sweep_alone(mesh, people, demo):
+    ann, ann_token = people["ann"]
+    sweep_id = mesh.ok("job", "query", job_id=demo["ids"][0])["sweep_id"]
+    other = ann.ok("jobdispatch-do", p_id=demo["p_id"], c_id=mesh.demo_c_id)
+    assert mesh.ok("job", "query", job_id=other[0])["sweep_id"] != sweep_id
+    replay = Stream(mesh, ann_token, f"?sweep={sweep_id}", last_id=0)
+    try:
+        wanted = [e["id"] for e in demo["ann"].events if e["job_id"] in demo["ids"]]
+        wait_for(lambda: len(replay.events) >= len(wanted), 30, what="the sweep's events")
+        # Live too: the other sweep's jobs end while the stream is open, unseen.
+        for job_id in other:
+            mesh.wait_state(job_id, FINAL, timeout=120)
+        assert [e["id"] for e in replay.events] == wanted
+        assert {e["sweep"] for e in replay.events} == {sweep_id}
+    finally:
+        replay.close()
+
+
 def test_stream_refuses_a_bad_filter_and_a_missing_token(mesh, people):
     token = people["ann"][1]
     status, body = mesh.http("/events", {"state": "DREAMING", "token": token})

@@ -48,10 +48,15 @@ def test_filters_are_parsed_and_matched():
     assert matches(machine, parse_filters({"machine": "alpha"}))
     assert not matches(machine, parse_filters({"job": "5"}))
     assert parse_filters({"job": ""}) == {}
+    by_sweep = parse_filters({"sweep": "3"})
+    assert matches(job_event(1, sweep=3), by_sweep)
+    assert not matches(job_event(1, sweep=4), by_sweep)
+    assert not matches(machine, by_sweep)
     for bad, message in (
         ({"colour": "red"}, "unknown event filter 'colour'"),
         ({"state": "DREAMING"}, "unknown job state 'DREAMING'"),
         ({"job": "x"}, "event filter job must be ids, got 'x'"),
+        ({"sweep": "7,x"}, "event filter sweep must be ids, got 'x'"),
     ):
         with pytest.raises(FilterError, match=message):
             parse_filters(bad)

@@ -17,6 +17,7 @@ EVENT_COLUMNS = (
     JobEvent.step,
     JobEvent.message,
     Job.project_id.label("p_id"),
+    Job.sweep_id.label("sweep"),
     Job.rid,
     Job.owner,
 )
@@ -49,8 +50,7 @@ class EventLog:
         )
         filters = filters or {}
         if "sweep" in filters:
-            # No job carries a sweep yet: such a filter matches nothing.
-            return []
+            query = query.where(Job.sweep_id.in_([int(v) for v in filters["sweep"]]))
         if "job" in filters:
             query = query.where(JobEvent.job_id.in_([int(v) for v in filters["job"]]))
         if "project" in filters:
