@@ -6,6 +6,12 @@ publishes the job events recorded since its last look, and every
 :data:`services.common.events.EVENTS_EXCHANGE`. It starts at the newest event
 of the log, so a restart publishes nothing twice; a stream that resumes asks
 :meth:`EventsService.since` for what it missed.
+
+With several central processes on one database, one of them relays: the one
+holding the ``relay`` lease (``storage/exclusive.py``). The others ask for it
+once a second and note the newest event meanwhile, so the one that takes over
+from a stopped or dead relay starts where that one was, give or take a second
+(a stream may see an event twice then; events carry their id).
 """
 
 import logging
@@ -42,12 +48,40 @@ class EventDatabase(Database):
         super().setup()
         self.log = EventLog(self.storage.jobs.Session)
         self.relay = None
+        self.lease = None
+        self.standby_high = None
         self.ticks = 0
         self.amqp_uri = self.container.config["AMQP_URI"]
 
     def start(self):
-        self.relay = Relay(self.log.last_id())
-        log.info("event relay starts after event %d", self.relay.high)
+        self.lease = self.storage.exclusive.lease("relay")
+        self.keep_lease()
+
+    def stop(self):
+        if self.lease is not None:
+            self.lease.release()
+        super().stop()
+
+    def keep_lease(self):
+        """Take, check or ask again for the relay lease; answer the relay if this process has it."""
+        if self.lease.renew():
+            if self.relay is None:
+                start = self.log.last_id() if self.standby_high is None else self.standby_high
+                self.relay = Relay(start)
+                log.info("event relay: this central relays, after event %d", self.relay.high)
+        else:
+            if self.relay is not None:
+                log.warning("event relay: lease lost after event %d", self.relay.high)
+                self.relay = None
+            self.standby_high = self.log.last_id()
+        return self.relay
+
+    def tick(self):
+        """The relay of this tick (None while another central relays); the lease is seen to once a second."""
+        self.ticks += 1
+        if self.ticks % MACHINE_EVERY == 0:
+            return self.keep_lease()
+        return self.relay
 
     def get_dependency(self, worker_ctx):
         return self
@@ -90,14 +124,13 @@ class EventsService:
     def relay(self):
         """Publish the job events and machine changes not yet published."""
         db = self.db
-        relay = db.relay
+        relay = db.tick()
         if relay is None:
             return
         events = relay.take(db.log.after(relay.high, limit=RELAY_PAGE))
         gaps = relay.pending_gaps()
         if gaps:
             events += relay.take(db.log.by_ids(gaps))
-        db.ticks += 1
         if db.ticks % MACHINE_EVERY == 0:
             events += relay.machine_changes(db.storage.machines.list())
         if events:

@@ -8,10 +8,12 @@ mid-sweep, the other finishes everything.
 
 import re
 import signal
+import time
 import uuid
 
 import pytest
 
+from services.client.eventstream import EventStream
 from tests.chaos.report import clean, judge
 from tests.integration.sweeps import steps_package, sweep_para
 from tests.mesh import Mesh, wait_for
@@ -92,11 +94,33 @@ def reconciler_troubles(mesh):
     ]
 
 
+def completed_events(stream, ids):
+    """The COMPLETED events of ``ids`` the stream carries until each came and it falls quiet."""
+    got = []
+    deadline = time.monotonic() + 60
+    while not set(ids) <= {e["job_id"] for e in got}:
+        assert time.monotonic() < deadline, f"{len(got)} COMPLETED events of {len(ids)} jobs"
+        event = stream.next(timeout=5)
+        if event is not None:
+            got.append(event)
+    # A second relay would publish each event again right behind the first.
+    while (event := stream.next(timeout=2)) is not None:
+        got.append(event)
+    return [e for e in got if e["job_id"] in set(ids)]
+
+
 def test_two_centrals_run_a_sweep_each_job_once(mesh):
-    p_id, ids = sweep(mesh, mesh.c_id)
-    assert_each_job_once(mesh, p_id, ids)
+    with EventStream(mesh.config["AMQP_URI"], {"state": "COMPLETED"}) as stream:
+        p_id, ids = sweep(mesh, mesh.c_id)
+        assert_each_job_once(mesh, p_id, ids)
+        events = completed_events(stream, ids)
     assert refused_claims(mesh, ids) == {}
     assert reconciler_troubles(mesh) == []
+    # One central relays the event log: each event goes out once.
+    assert {e["job_id"] for e in events} == set(ids)
+    assert len({e["id"] for e in events}) == len(events)
+    relaying = [name for name in ("central", "central2") if "this central relays" in mesh.log(name)]
+    assert len(relaying) == 1, relaying
 
 
 def test_one_central_killed_mid_sweep_the_other_finishes_it(mesh):
@@ -108,8 +132,17 @@ def test_one_central_killed_mid_sweep_the_other_finishes_it(mesh):
         what="the sweep under way",
     )
     assert states(mesh, p_id).count("COMPLETED") < len(ids), "the sweep ended before the kill"
-    mesh.stop("central", signal.SIGKILL)
-    assert_each_job_once(mesh, p_id, ids)
+    relay = "central" if "this central relays" in mesh.log("central") else "central2"
+    with EventStream(mesh.config["AMQP_URI"], {"state": "COMPLETED"}) as stream:
+        jobs = mesh.ok("project", "getalljob", p_id=p_id)
+        left = [j["job_id"] for j in jobs if j["state"] not in FINISHED]
+        mesh.stop("central", signal.SIGKILL)
+        assert_each_job_once(mesh, p_id, ids)
+        # The survivor relays once the killed one cannot (it may have relayed all along).
+        events = completed_events(stream, left)
+    assert len(left) > 0 and {e["job_id"] for e in events} == set(left)
+    if relay == "central":
+        assert "this central relays" in mesh.log("central2")
     # A job id the killed central published but left in the outbox goes out again
     # and is refused as finished; never because another claim holds the job.
     refused = refused_claims(mesh, ids)

@@ -12,6 +12,7 @@ import textwrap
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import text
 
 from db.migrate import upgrade
 from db.models import CalcPackage, Project
@@ -135,6 +136,41 @@ def test_a_reconciler_pass_running_keeps_the_other_central_out(centrals):
     assert reconciler(one, fake_one).reconcile() is True
     assert answers == [False] and fake_two.ids == []
     assert sorted(fake_one.ids) == ids
+
+
+def test_a_lease_stays_with_its_holder_until_released(centrals):
+    one, two = centrals
+    first, second = one.exclusive.lease("relay"), two.exclusive.lease("relay")
+    try:
+        assert first.renew() and first.held
+        assert not second.renew() and not second.held
+        # Renewing checks the lease, it does not take it twice or let it go.
+        assert first.renew() and not second.renew()
+        first.release()
+        assert not first.held
+        assert second.renew()
+        assert not first.renew()
+    finally:
+        first.release()
+        second.release()
+
+
+def test_a_lease_lost_with_its_session_is_noticed_and_taken_again(centrals, url):
+    if not url.startswith("postgresql"):
+        pytest.skip("only a PostgreSQL session can be lost while its process lives")
+    one, two = centrals
+    lease = one.exclusive.lease("relay")
+    try:
+        assert lease.renew()
+        pid = lease._conn.connection.dbapi_connection.get_backend_pid()
+        with two.catalog.Session() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        # The next renewal finds the session gone and asks again on a new one: the lock is free.
+        assert lease.renew() and lease._conn is not None
+        other = two.exclusive.lease("relay")
+        assert not other.renew()
+    finally:
+        lease.release()
 
 
 HOLDER = textwrap.dedent(
