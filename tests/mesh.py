@@ -50,18 +50,37 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def job_processes(job_id):
-    """Live processes started for ``job_id`` (step processes carry MIRROR_JOB_ID)."""
+def job_processes(job_id, under=None):
+    """Live processes started for ``job_id`` (step processes carry MIRROR_JOB_ID).
+
+    ``under``: only those whose job directory (MIRROR_JOB_DIR) lies below it.
+    """
     import psutil
 
+    root = None if under is None else str(Path(under).resolve())
     found = []
     for proc in psutil.process_iter():
         try:
-            if proc.environ().get("MIRROR_JOB_ID") == str(job_id):
-                found.append(proc)
+            env = proc.environ()
         except psutil.Error:
             continue
+        if job_id is not None and env.get("MIRROR_JOB_ID") != str(job_id):
+            continue
+        if "MIRROR_JOB_ID" not in env:
+            continue
+        if root is not None and not env.get("MIRROR_JOB_DIR", "").startswith(root):
+            continue
+        found.append(proc)
     return found
+
+
+def kill_steps_under(root):
+    """SIGKILL what is left of the step processes whose job directories lie below ``root``."""
+    import psutil
+
+    for proc in job_processes(None, under=root):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 @contextlib.contextmanager
@@ -302,6 +321,9 @@ class Mesh:
         # Agents first: they would otherwise retry reports against a stopped central.
         for name in sorted(self.procs, key=lambda n: not n.startswith("agent")):
             self.stop(name)
+        # Steps outlive their agent by design; a test's must not outlive its mesh,
+        # or a later mesh's job of the same id would seem to have them.
+        kill_steps_under(self.tmp)
         if self.vhost:
             rabbitmqctl("delete_vhost", self.vhost)
             self.vhost = None

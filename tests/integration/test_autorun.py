@@ -204,7 +204,10 @@ def test_agent_killed_before_reporting_a_step_finds_it_in_its_journal(cluster):
         p_id = cluster.add_project("journal", {"para.xml": sweep_para([1])})
         (job_id,) = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=8)
         wait_for(
-            lambda: any(p.environ().get("MIRROR_STEP") == "a" for p in job_processes(job_id)),
+            lambda: any(
+                p.environ().get("MIRROR_STEP") == "a"
+                for p in job_processes(job_id, under=cluster.tmp)
+            ),
             30,
             what="step a to start",
         )
@@ -231,13 +234,15 @@ def test_a_step_not_reported_yet_is_killed_with_its_job(cluster):
     try:
         p_id = cluster.add_project("lazykill", {"para.xml": sweep_para([1])})
         (job_id,) = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=9)
-        wait_for(lambda: job_processes(job_id), 30, what="the step to start")
+        wait_for(lambda: job_processes(job_id, under=cluster.tmp), 30, what="the step to start")
         assert cluster.ok("job", "query", job_id=job_id)["state"] == "PREPARING"
         assert cluster.ok("job", "cancel", job_id=job_id) == []
         job = cluster.wait_state(job_id, FINAL, timeout=30)
         assert job["state"] == "KILLED"
         assert [(s["id"], s["state"]) for s in job["steps"]] == [("s", "KILLED")]
-        wait_for(lambda: not job_processes(job_id), 15, what="the step to be stopped")
+        wait_for(
+            lambda: not job_processes(job_id, under=cluster.tmp), 15, what="the step to be stopped"
+        )
     finally:
         cluster.stop("agent9")
 
@@ -285,14 +290,18 @@ def test_broker_connection_cut_and_restored_loses_nothing(cluster):
             what="a job running",
         )
         running = wait_for(
-            lambda: [j for j in ids if job_processes(j)], 30, what="a step process running"
+            lambda: [j for j in ids if job_processes(j, under=cluster.tmp)],
+            30,
+            what="a step process running",
         )
         cutter.cut()
         # The link stays down until the broker has dropped the agent and a step has
         # ended meanwhile: its report must wait for the link to come back.
         wait_for(lambda: consumer_gone(cluster, 7), 30, what="the broker to drop agent 7")
         wait_for(
-            lambda: any(not job_processes(j) for j in running), 30, what="a step ended while cut"
+            lambda: any(not job_processes(j, under=cluster.tmp) for j in running),
+            30,
+            what="a step ended while cut",
         )
         cutter.restore()
         jobs = wait_all(cluster, ids, timeout=120)

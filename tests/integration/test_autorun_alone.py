@@ -143,7 +143,11 @@ def test_a_silent_machine_shows_stalled_jobs_then_fails_them(tmp_path, amqp_uri)
         assert job["error"] == "resource machine 1 stopped sending heartbeats"
         # Woken up, the agent learns at its next monitoring pass and stops the step.
         mesh.procs["agent1"].send_signal(signal.SIGCONT)
-        wait_for(lambda: not job_processes(job_id), 20, what="the step of the failed job stopped")
+        wait_for(
+            lambda: not job_processes(job_id, under=mesh.tmp),
+            20,
+            what="the step of the failed job stopped",
+        )
         assert mesh.ok("job", "query", job_id=job_id)["state"] == "FAILED"
     finally:
         if "agent1" in mesh.procs:

@@ -123,9 +123,13 @@ def test_kill_stops_the_whole_process_tree(manual):
     )
     manual.ok("jobrun_1", "do", job_id=job_id)
     manual.wait_state(job_id, "RUNNING")
-    wait_for(lambda: len(job_processes(job_id)) >= 6, 10, what="the job's processes")
+    wait_for(
+        lambda: len(job_processes(job_id, under=manual.tmp)) >= 6, 10, what="the job's processes"
+    )
     assert manual.rpc("jobkill_1", "do", job_id=job_id) == [0, []]
-    wait_for(lambda: not job_processes(job_id), 15, what="no process of the job left")
+    wait_for(
+        lambda: not job_processes(job_id, under=manual.tmp), 15, what="no process of the job left"
+    )
     job = manual.ok("job", "query", job_id=job_id)
     assert job["state"] == "KILLED" and job["error"] == "killed by user"
     assert job["steps"][0]["state"] == "KILLED"
