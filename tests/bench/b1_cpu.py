@@ -92,9 +92,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.bench.b1_cpu", description=__doc__)
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--slots", type=int, help="agent slots (default: all cores)")
     args = parser.parse_args(argv)
     ctx_args = argparse.Namespace(
-        postgres=args.postgres, slots=None, b7_jobs=1000, timeout_scale=1.0, keep=False
+        postgres=args.postgres, slots=args.slots, b7_jobs=1000, timeout_scale=1.0, keep=False
     )
     ctx = Context(ctx_args, tempfile.mkdtemp(prefix="mirror-b1cpu-"))
     try:
@@ -116,6 +117,7 @@ def main(argv=None):
                 "run": run,
                 "db": "postgres" if args.postgres else "sqlite",
                 "loadavg_1m_before": load,
+                "slots": ctx.slots,
                 "jobs_per_s": result["value"],
                 "reference": result["reference"],
                 "ratio": round(result["value"] / result["reference"], 3),
