@@ -82,6 +82,10 @@ DEFAULTS = {
         # Autorun records a step RUNNING once it has run this many seconds; a
         # shorter step is recorded once, when it ends (its journal covers a crash).
         "report_delay": 0.5,
+        # Autorun claims and prepares up to this many jobs ahead of free cores
+        # while the machine's jobs are short (services/agent/scheduler.py).
+        # None: as many as the slots; 0: never.
+        "claim_ahead": None,
         # Seconds between heartbeats; a machine missing ``offline_after`` beats is offline.
         "heartbeat": 2,
         "offline_after": 3,
@@ -215,7 +219,20 @@ def resolve(config):
     if not agent.get("slots"):
         agent["slots"] = os.cpu_count() or 1
     check_executor(agent)
+    check_claim_ahead(agent)
     return config
+
+
+def check_claim_ahead(agent):
+    """Refuse an ``AGENT.claim_ahead`` that is not empty or a whole number, 0 or more."""
+    ahead = agent.get("claim_ahead")
+    if ahead is None:
+        return
+    if isinstance(ahead, bool) or not isinstance(ahead, int) or ahead < 0:
+        raise ConfigError(
+            f"AGENT.claim_ahead is {ahead!r}; it must be a whole number of jobs, 0 or more "
+            "(empty: as many as the slots)"
+        )
 
 
 EXECUTORS = ("local", "slurm")

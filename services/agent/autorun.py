@@ -1,10 +1,14 @@
 """Autorun: take job ids from the machine's queue and run each claimed job through every stage.
 
 The runtime's `Scheduler` decides which waiting jobs start; this module
-starts them, one green thread per job, and gives their cores back.
+starts them, one green thread per job, and gives their cores back. A job
+started early (short jobs, free cores none) is claimed and prepared at once
+and waits for its cores before its first step (`take_cores`).
 """
 
 import logging
+
+from eventlet.event import Event
 
 from adapters.errors import AdapterError
 from services.agent import stages
@@ -25,7 +29,9 @@ def enqueue(rt, job_id, ncpus=1):
 
 def schedule(rt):
     """Start every waiting job whose cores are free; refuse those that never fit."""
-    start, refuse = rt.scheduler.pick()
+    start, refuse, granted = rt.scheduler.pick()
+    for job_id in granted:
+        rt.core_grants.pop(job_id).send()
     for job_id, ncpus in refuse:
         rt.spawn(_refuse, rt, job_id, ncpus)
     for job_id in start:
@@ -36,6 +42,16 @@ def free_cores(rt, job_id):
     """Give back a job's cores and start whatever now fits."""
     if rt.scheduler.release(job_id):
         schedule(rt)
+
+
+def take_cores(rt, job_id):
+    """Wait until the job holds its cores: at once, unless it was started early."""
+    if rt.scheduler.has_cores(job_id):
+        return
+    granted = rt.core_grants[job_id] = Event()
+    rt.scheduler.ask(job_id)
+    schedule(rt)
+    granted.wait()
 
 
 def resume(rt, job, running=None):
@@ -90,6 +106,7 @@ def run_pipeline(rt, job, running=None):
             # Both stages' reports ride with the first step's RUNNING report.
             stages.build_directory(rt, job, defer=True)
             stages.build_files(rt, job, defer=True)
+        take_cores(rt, job_id)
         while any(s["state"] != DONE for s in job["steps"]):
             running = launch_step(rt, job, defer_report=True)
             watch(rt, job, running, autorun=True)

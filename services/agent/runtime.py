@@ -107,7 +107,10 @@ class AgentRuntime:
         self.beat_limit = max(2 * beat, 1.0)
         self.files = files or FileStore(config["FTP"])
         self.workspace = Workspace(agent["work_root"], self.files, min_free)
-        self.scheduler = Scheduler(self.slots)
+        ahead = agent.get("claim_ahead")
+        self.scheduler = Scheduler(self.slots, self.slots if ahead is None else int(ahead))
+        # Early-started jobs waiting for their cores: job_id -> Event (`autorun.take_cores`).
+        self.core_grants = {}
         self.running = {}
         self.published = {}
         # Jobs warned already that their Progress file never appeared.

@@ -2,6 +2,7 @@
 
 import signal
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,43 @@ def test_capacity_first_in_first_out_first_fit(cluster):
     assert start[ids[2]] < start[ids[1]]
     # First in, first out among jobs that fit alike.
     assert start[ids[0]] <= start[ids[2]] and start[ids[1]] <= start[ids[3]]
+
+
+def moment(stamp):
+    """An ISO time of central's or an agent's, as an aware datetime."""
+    value = datetime.fromisoformat(stamp)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_short_jobs_are_claimed_ahead_of_free_cores_yet_run_one_at_a_time(cluster):
+    # Machine 5 has one core and instant jobs: the next job is claimed and its
+    # directory built while the one before runs its steps.
+    cluster.start_agent(5, autorun=True, slots=1)
+    try:
+        steps = '<ExeArgument id="a" type="exec" value="true" priority="1"/>'
+        steps += '<ExeArgument id="b" type="exec" value="true" priority="2"/>'
+        c_id = steps_package(cluster, "instant", steps)
+        p_id = cluster.add_project("ahead", {"para.xml": sweep_para(range(30))})
+        ids = cluster.ok("jobdispatch", "do", p_id=p_id, c_id=c_id, rid=5)
+        jobs = wait_all(cluster, ids, timeout=120)
+    finally:
+        cluster.stop("agent5")
+    assert [j["state"] for j in jobs] == ["COMPLETED"] * len(ids)
+    spans = sorted(
+        (moment(j["steps"][0]["start_time"]), moment(j["steps"][-1]["end_time"]), j["job_id"])
+        for j in jobs
+    )
+    # One core: no job's steps begin before the steps of the one ahead have ended.
+    pairs = list(zip(spans, spans[1:], strict=False))
+    assert all(end <= nxt for (_, end, _), (nxt, _, _) in pairs)
+    claimed = {}
+    for job_id in ids:
+        events = cluster.ok("job", "events", job_id=job_id)
+        (claim,) = [e for e in events if e["message"] == "claimed"]
+        claimed[job_id] = moment(claim["time"])
+    # Claimed ahead: some job was claimed while the one before it still ran its steps.
+    ahead = [b for (_, end, _), (_, _, b) in pairs if claimed[b] < end]
+    assert ahead, "no job was claimed before the job ahead of it ended"
 
 
 def test_a_job_bigger_than_its_machine_is_refused_at_dispatch(cluster):

@@ -59,6 +59,8 @@ def test_mirror_config_variable_names_the_file(tmp_path):
         ("AMQP_URI: ${NOPE}\n", "environment variable NOPE is not set and has no default"),
         ("- a list\n", "must hold a mapping at the top"),
         ("a: [unclosed\n", "is not valid YAML"),
+        ("AGENT:\n  claim_ahead: -1\n", "AGENT.claim_ahead is -1; it must be a whole number"),
+        ("AGENT:\n  claim_ahead: two\n", "AGENT.claim_ahead is 'two'; it must be a whole number"),
     ],
 )
 def test_bad_config_files_say_what_is_wrong(tmp_path, text, message):
