@@ -34,7 +34,7 @@ def recover_jobs(rt):
     stop_strays(rt, {summary["job_id"] for summary in mine})
     for summary in mine:
         job_id = summary["job_id"]
-        if job_id in rt.scheduler.active or job_id in rt.running:
+        if rt.scheduler.started(job_id) or job_id in rt.running:
             continue
         try:
             recover_job(rt, stages.fetch(rt, job_id))

@@ -70,6 +70,10 @@ class Scheduler:
     def has_cores(self, job_id):
         return job_id in self.active
 
+    def started(self, job_id):
+        """Whether the job is under way here: holding cores, or started early."""
+        return job_id in self.active or job_id in self.early
+
     def ask(self, job_id):
         """An early job is prepared: it waits in line for its cores (``pick`` grants them)."""
         if job_id in self.early and job_id not in self.asking:

@@ -87,7 +87,7 @@ def test_short_jobs_start_early_up_to_ahead_and_get_their_cores_in_line():
     assert line.pick() == ([1, 2, 3, 4], [], [])
     assert line.active == {1: 1, 2: 1} and line.early == {3: 1, 4: 1}
     assert [j for j, _ in line.waiting] == [5]
-    assert not line.has_cores(3)
+    assert not line.has_cores(3) and line.started(3) and not line.started(5)
     line.ask(4)
     line.ask(3)
     assert line.pick() == ([], [], [])
