@@ -52,9 +52,7 @@ class Scheduler:
 
     def knows(self, job_id):
         """Whether the job waits, is started early, or holds cores already."""
-        if job_id in self.active or job_id in self.early:
-            return True
-        return any(j == job_id for j, _ in self.waiting)
+        return self.started(job_id) or any(j == job_id for j, _ in self.waiting)
 
     def add(self, job_id, ncpus=1):
         """Put a job at the end of the line; False if it is there or active already."""
@@ -68,6 +66,7 @@ class Scheduler:
         self.active[job_id] = ncpus
 
     def has_cores(self, job_id):
+        """Whether the job holds its cores (an early one only once ``pick`` granted them)."""
         return job_id in self.active
 
     def started(self, job_id):

@@ -49,54 +49,11 @@ class Exclusive:
     @contextlib.contextmanager
     def hold(self, name):
         """Context manager yielding True while this process holds ``name``, False if another does."""
-        if self.engine.dialect.name == "postgresql":
-            with self._advisory(lock_key(name)) as held:
-                yield held
-        else:
-            with self._file(name) as held:
-                yield held
-
-    @contextlib.contextmanager
-    def _advisory(self, key):
-        conn = self.engine.connect()
+        lease = Lease(self.engine, name)
         try:
-            held = bool(conn.scalar(TRY_LOCK, {"key": key}))
-            # The session lock outlives the transaction; no transaction stays open meanwhile.
-            conn.commit()
-        except BaseException:
-            conn.close()
-            raise
-        try:
-            yield held
+            yield lease.renew()
         finally:
-            if held:
-                try:
-                    conn.scalar(UNLOCK, {"key": key})
-                    conn.commit()
-                except Exception as exc:  # noqa: BLE001 - the lock must not go back to the pool
-                    log.warning("advisory lock %s not released (%s); connection dropped", key, exc)
-                    conn.invalidate()
-            conn.close()
-
-    @contextlib.contextmanager
-    def _file(self, name):
-        database = self.engine.url.database
-        if not database or database == ":memory:":
-            yield True
-            return
-        fd = os.open(f"{database}.{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+            lease.release()
 
 
 class Lease:
