@@ -19,6 +19,8 @@ from pathlib import Path
 import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from tests.stepprocs import kill_steps_under
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
@@ -48,39 +50,6 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def job_processes(job_id, under=None):
-    """Live processes started for ``job_id`` (step processes carry MIRROR_JOB_ID).
-
-    ``under``: only those whose job directory (MIRROR_JOB_DIR) lies below it.
-    """
-    import psutil
-
-    root = None if under is None else str(Path(under).resolve())
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            env = proc.environ()
-        except psutil.Error:
-            continue
-        if job_id is not None and env.get("MIRROR_JOB_ID") != str(job_id):
-            continue
-        if "MIRROR_JOB_ID" not in env:
-            continue
-        if root is not None and not env.get("MIRROR_JOB_DIR", "").startswith(root):
-            continue
-        found.append(proc)
-    return found
-
-
-def kill_steps_under(root):
-    """SIGKILL what is left of the step processes whose job directories lie below ``root``."""
-    import psutil
-
-    for proc in job_processes(None, under=root):
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
 
 
 @contextlib.contextmanager

@@ -14,7 +14,8 @@ import psutil
 from adapters.bundled import project_files
 from services.agent import ledger
 from tests.integration.sweeps import steps_package, sweep_para, wait_all
-from tests.mesh import Mesh, job_processes, wait_for
+from tests.mesh import Mesh, wait_for
+from tests.stepprocs import job_processes
 
 OUTAGE = 20
 STEPS = (

@@ -23,9 +23,9 @@ from tests.integration.sweeps import (
 from tests.mesh import (
     ROOT,
     Mesh,
-    job_processes,
     wait_for,
 )
+from tests.stepprocs import job_processes
 from tests.tcpcut import CutterProcess
 
 

@@ -18,9 +18,9 @@ from tests.mesh import (
     broker_consumer_timeout,
     create_pg_database,
     drop_pg_database,
-    job_processes,
     wait_for,
 )
+from tests.stepprocs import job_processes
 
 
 def test_postgres_connections_killed_mid_sweep(tmp_path, amqp_uri):

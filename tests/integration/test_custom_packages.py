@@ -9,7 +9,8 @@ import pytest
 from adapters.bundled import project_files
 from tests.integration.conftest import make_package
 from tests.integration.manual_jobs import dispatch_demo, ftp_download, probe, wait_step
-from tests.mesh import job_processes, wait_for
+from tests.mesh import wait_for
+from tests.stepprocs import job_processes
 
 
 def test_failing_step_fails_the_job_with_its_reason(manual):

@@ -22,7 +22,8 @@ from tests.chaos.report import clean, judge
 from tests.chaos.servers import broker_stopped, postgres_stopped, processes_of, reset_rpc
 from tests.integration.conftest import make_package
 from tests.integration.sweeps import steps_package, sweep_para
-from tests.mesh import Mesh, job_processes, wait_for
+from tests.mesh import Mesh, wait_for
+from tests.stepprocs import job_processes
 
 # Steps see only an allow-list of the agent's environment, LC_* included: the agent's
 # LC_CHAOS_STEP_SECONDS sets how long step a runs on that machine.
